@@ -217,6 +217,11 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001
+                pass
         return self.proc.returncode
 
     def __enter__(self):

@@ -566,7 +566,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "admin" in roles and path_lower.startswith("/admin"):
             return "admin"
         if "imds" in roles and (path_lower.startswith("/metadata") or roles == {"imds"}):
-            if path_lower == "/metadata/identity/oauth2/token":
+            if path_lower == "/metadata/identity/oauth2/token" and self.path[9:31] == "/identity/oauth2/token":
                 return "imds-token"
             if path_lower.startswith("/metadata/instance"):
                 return "imds-instance"
@@ -575,7 +575,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                or path_lower.startswith("/providers")):
             if "/operations/" in path_lower or "/operationresults/" in path_lower:
                 return "arm-poll"
-            if re.search(r"/providers/microsoft\.compute/virtualmachine(scalesets)?/[^/]+(/virtualmachines/[^/]+)?$",
+            if re.search(r"/providers/microsoft\.compute/(virtualmachines|virtualmachinescalesets)/[^/]+"
+                         r"(/virtualmachines/[^/]+)?/?$",
                          path_lower):
                 return "arm-patch" if self.command == "PATCH" else "arm-get" if self.command == "GET" else "arm-other"
             return "arm-get" if self.command == "GET" else "arm-other"
@@ -1532,7 +1533,8 @@ def arm_handlers(H):
         STATE.operations[op] = {
             "id": op, "resource": rec["id"].lower(), "status": "InProgress", "startTime": time.time(),
             "endTime": None, "pollsLeft": int(lro.get("pollsUntilDone", 1)),
-            "deadline": time.time() + float(lro.get("durationSeconds") or 0), "snapshot": snapshot,
+            "deadline": (time.time() + float(lro["durationSeconds"])) if lro.get("durationSeconds") else None,
+            "snapshot": snapshot,
             "fail": lro_fail, "mode": mode, "subscriptionId": rec["subscriptionId"], "location": rec["location"],
             "retryAfter": ra}
         rec["provisioningState"] = "Updating"
@@ -1554,22 +1556,26 @@ def arm_handlers(H):
         for op in list(STATE.operations.values()):
             if op["status"] != "InProgress" or (only and op["id"] != only):
                 continue
-            if only:
-                op["pollsLeft"] -= 1
-            if op["pollsLeft"] < 0 or (op["deadline"] and now >= op["deadline"] and op["pollsLeft"] <= 0):
-                rec = STATE.resources.get(op["resource"])
-                op["endTime"] = now
-                if op["fail"]:
-                    op["status"] = "Failed"
-                    if rec:
-                        rec["system"], rec["uai"], rec["tags"] = op["snapshot"]
-                        rec["provisioningState"] = "Failed"
-                elif rec:
-                    op["status"] = "Succeeded"
-                    if rec["provisioningState"] == "Updating":
-                        rec["provisioningState"] = "Succeeded"
-                else:
-                    op["status"] = "Succeeded"
+            time_left = op["deadline"] is not None and now < op["deadline"]
+            if only:  # a poll: answer InProgress while polls or time remain
+                if op["pollsLeft"] > 0 or time_left:
+                    op["pollsLeft"] -= 1
+                    continue
+            elif op["deadline"] is None or time_left or op["pollsLeft"] > 0:
+                continue  # a GET of the resource only completes time-based operations
+            rec = STATE.resources.get(op["resource"])
+            op["endTime"] = now
+            if op["fail"]:
+                op["status"] = "Failed"
+                if rec:
+                    rec["system"], rec["uai"], rec["tags"] = op["snapshot"]
+                    rec["provisioningState"] = "Failed"
+            elif rec:
+                op["status"] = "Succeeded"
+                if rec["provisioningState"] == "Updating":
+                    rec["provisioningState"] = "Succeeded"
+            else:
+                op["status"] = "Succeeded"
 
     def arm_poll(self, m, q):
         if self.command != "GET":
