@@ -917,6 +917,65 @@ class ProcessTests(unittest.TestCase):
 
 
 # ==================================================================================================
+class NetnsTests(unittest.TestCase):
+    """IMDS bound to 169.254.169.254:80 inside network namespaces ("nodes"), one shared ARM state."""
+
+    def setUp(self):
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            self.skipTest("needs root and iproute2")
+        self.ns = [f"azemu-st{os.getpid()}-{i}" for i in (1, 2)]
+        self.made = []
+        for ns in self.ns:
+            if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode != 0:
+                self.skipTest("cannot create network namespaces here")
+            self.made.append(ns)
+            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+            subprocess.run(["ip", "-n", ns, "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True)
+
+    def tearDown(self):
+        for ns in getattr(self, "made", []):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+    def fetch(self, ns, query, path="/metadata/identity/oauth2/token"):
+        code = ("import urllib.request,urllib.error,sys\n"
+                "r=urllib.request.Request('http://169.254.169.254%s?%s',headers={'Metadata':'true'})\n"
+                "try:\n print(urllib.request.urlopen(r,timeout=5).status)\n"
+                "except urllib.error.HTTPError as e:\n print(e.code)\n") % (path, query)
+        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=30)
+        return int(r.stdout.strip() or 0)
+
+    def test_two_nodes_one_arm(self):
+        emu = start_emulator(["--listen", "127.0.0.1:0",
+                              "--imds-listen", f"169.254.169.254:80,netns={self.ns[0]},vm=node1,name=node1",
+                              "--imds-listen", f"169.254.169.254:80,netns={self.ns[1]},vm=node2,name=node2",
+                              "--no-arm-auth"])
+        try:
+            a = emu.admin
+            ident = a.add_identity(resourceId=uami("shared"))
+            a.add_vm(resourceGroup=RG, name="node1")
+            a.add_vm(resourceGroup=RG, name="node2")
+            self.assertEqual([l.get("netns") for l in emu.urls["listeners"][1:]], self.ns)
+            q = f"api-version=2018-02-01&resource=x&client_id={ident['clientId']}"
+            self.assertEqual(self.fetch(self.ns[0], q), 400)
+            # assign to node1 through ARM: only node1's IMDS starts serving it
+            st, h, raw = request(emu.urls["arm"], "PATCH", vm_path("node1") + "?api-version=2019-12-01",
+                                 {"Content-Type": "application/json"},
+                                 json.dumps({"identity": {"type": "UserAssigned",
+                                                          "userAssignedIdentities": {ident["resourceId"].lower(): {}}}}))
+            self.assertEqual(st, 200, raw)
+            self.assertEqual(self.fetch(self.ns[0], q), 200)
+            self.assertEqual(self.fetch(self.ns[1], q), 400)
+            self.assertEqual(self.fetch(self.ns[1], "api-version=2021-02-01&format=text",
+                                        "/metadata/instance/compute/name"), 200)
+            # re-point a listener through the admin API
+            a.set_imds(vm="node1", listener="node2")
+            self.assertEqual(self.fetch(self.ns[1], q), 200)
+        finally:
+            emu.stop()
+
+
+# ==================================================================================================
 def sdk_python():
     cand = os.environ.get("EMULATOR_SDK_PYTHON")
     for py in ([cand] if cand else []) + [sys.executable, "/tmp/azid-venv/bin/python"]:

@@ -232,7 +232,7 @@ class State:
             self.counters = {}
             self.log = []
             self.log_seq = 0
-            self.rate = {"identity": [], "other": [], "inflight": 0}
+            self.rate = {"identity": [], "other": [], "inflight": getattr(self, "rate", {}).get("inflight", 0)}
 
     def load(self, doc: dict):
         with LOCK:
@@ -595,6 +595,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.cls = cls
         self.body = b""
         self.note = {}
+        counted = cls == "imds-token"
+        if counted:
+            with LOCK:
+                STATE.rate["inflight"] += 1
         try:
             self.body = self.read_body()
             try:
@@ -625,6 +629,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 traceback.print_exc()
                 self.send(500, {"error": {"code": "EmulatorInternalError", "message": repr(exc)}})
         finally:
+            if counted:
+                with LOCK:
+                    STATE.rate["inflight"] -= 1
             if cls != "admin" or self.server.opts.log_admin:
                 entry = {"ts": utc_iso(start), "listener": self.server.name, "client": self.client_address[0],
                          "class": cls, "method": self.command, "path": raw_path, "query": redact_query(query),
@@ -655,6 +662,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ra = 1
         if ra is not None:
             headers["Retry-After"] = str(ra)
+        if status == 429 and cls.startswith("arm"):
+            headers.setdefault("x-ms-ratelimit-remaining-resource", "Microsoft.Compute/HighCostGet3Min;0")
         if "body" in f:
             body = f["body"]
             raise Reply(status, body if isinstance(body, (dict, list)) else str(body), headers,
@@ -754,7 +763,8 @@ def imds_handlers(H):
             now = time.time()
             win = [t for t in STATE.rate[kind] if now - t < 1.0]
             limit = rl["identityRps"] if kind == "identity" else rl["otherRps"]
-            if len(win) >= limit or (kind == "identity" and STATE.rate["inflight"] >= rl["identityConcurrency"]):
+            busy = kind == "identity" and STATE.rate["inflight"] - 1 >= rl["identityConcurrency"]
+            if len(win) >= limit or busy:
                 STATE.rate[kind] = win
                 raise imds_reply(429, {"error": "invalid_request",
                                        "error_description": "Temporarily throttled, too many requests"})
