@@ -37,6 +37,8 @@ _testenv_resolve_kubectl() {
   }
   if ! command -v kubectl >/dev/null 2>&1; then
     kubectl() { "$TESTENV_KUBECTL" "$@"; }
+    export -f kubectl
+    export TESTENV_KUBECTL
   fi
 }
 
@@ -65,7 +67,13 @@ testenv_start() {
   TESTENV_WORK="$(mktemp -d "${TMPDIR:-/tmp}/testenv-fixture.XXXXXX")"
   "$TESTENV_TOOLS_DIR/start" --watch-parent "$@" >"$TESTENV_WORK/stdout" 2>"$TESTENV_WORK/stderr" &
   TESTENV_PID=$!
-  trap testenv_stop EXIT
+  # Chain onto an EXIT trap the caller may already have set.
+  local prev=""
+  eval "set -- $(trap -p EXIT)"
+  prev="${3:-}"
+  if [[ $prev != *testenv_stop* ]]; then
+    trap "testenv_stop${prev:+; $prev}" EXIT
+  fi
   trap 'exit 143' TERM
   trap 'exit 130' INT
   local deadline=$((SECONDS + ${TESTENV_READY_TIMEOUT:-180})) line=""
