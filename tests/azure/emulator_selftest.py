@@ -204,6 +204,10 @@ class ImdsTests(Base):
         self.assertEqual(st, 200)
         st, _, _ = self.imds("api-version=2018-02-01&resource=x", path="/metadata/Identity/oauth2/token")
         self.assertEqual(st, 404)
+        # msal-node sends ".../token/" when AZURE_POD_IDENTITY_AUTHORITY_HOST is set; accepted unless disabled
+        self.assertEqual(self.imds("api-version=2018-02-01&resource=x", path="/metadata/identity/oauth2/token/")[0], 200)
+        self.admin.update_settings({"imds": {"acceptTrailingSlash": False}})
+        self.assertEqual(self.imds("api-version=2018-02-01&resource=x", path="/metadata/identity/oauth2/token/")[0], 404)
         st, _, raw = self.imds("", path="/whatever")
         self.assertEqual(st, 404)
         self.assertIn("error", jbody(raw))
@@ -1008,11 +1012,37 @@ SDK_SCRIPT = textwrap.dedent("""
 """)
 
 
+JS_SCRIPT = r"""
+const { ManagedIdentityCredential, ClientSecretCredential, ClientCertificateCredential, DefaultAzureCredential } = require("@azure/identity");
+(async () => {
+const cfg = JSON.parse(process.argv[process.argv.length - 1]);
+const out = {};
+async function attempt(name, fn) {
+  try { const t = await fn(); out[name] = { ok: true, expiresOn: t.expiresOnTimestamp }; }
+  catch (e) { out[name] = { ok: false, error: (e.name + ": " + e.message).slice(0, 400) }; }
+}
+  await attempt("mi_client_id", () => new ManagedIdentityCredential({ clientId: cfg.client_id }).getToken("https://management.azure.com/.default"));
+  await attempt("mi_default", () => new ManagedIdentityCredential().getToken("https://vault.azure.net/.default"));
+  await attempt("dac_mi", () => new DefaultAzureCredential({ managedIdentityClientId: cfg.client_id }).getToken("https://management.azure.com/.default"));
+const kw = { authorityHost: cfg.authority, disableInstanceDiscovery: true };
+  await attempt("secret", () => new ClientSecretCredential(cfg.tenant, cfg.sp, cfg.secret, kw).getToken("https://management.azure.com/.default"));
+  await attempt("secret_wrong", () => new ClientSecretCredential(cfg.tenant, cfg.sp, "nope", kw).getToken("https://management.azure.com/.default"));
+  await attempt("certificate", () => new ClientCertificateCredential(cfg.tenant, cfg.sp, { certificatePath: cfg.cert_path }, kw).getToken("https://management.azure.com/.default"));
+  await attempt("secret_http", () => new ClientSecretCredential(cfg.tenant, cfg.sp, cfg.secret, { authorityHost: cfg.authority_http, disableInstanceDiscovery: true }).getToken("https://management.azure.com/.default"));
+console.log(JSON.stringify(out));
+})();
+"""
+
+
+def sdk_node_path():
+    for d in [os.environ.get("EMULATOR_SDK_NODE_PATH"), "/tmp/jsid/node_modules"]:
+        if d and os.path.isdir(os.path.join(d, "@azure", "identity")) and shutil.which("node"):
+            return d
+    return None
+
+
 class SdkTests(Base):
-    def test_python_azure_identity(self):
-        py = sdk_python()
-        if not py:
-            self.skipTest("azure-identity not importable (set EMULATOR_SDK_PYTHON)")
+    def sdk_setup(self):
         ident = self.admin.add_identity(resourceId=uami("sdk"))
         self.admin.add_vm(resourceGroup=RG, name="sdkvm", userAssignedIdentities=[ident["resourceId"]])
         self.admin.set_imds(vm="sdkvm")
@@ -1025,8 +1055,31 @@ class SdkTests(Base):
         cfg = {"client_id": ident["clientId"], "tenant": TENANT, "sp": sp, "secret": "sdk-secret",
                "cert_path": cert_path, "authority": self.u["aad_tls"], "authority_http": self.u["aad"]}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("IDENTITY_", "MSI_", "AZURE_"))}
-        env.update({"AZURE_POD_IDENTITY_AUTHORITY_HOST": self.u["imds"], "REQUESTS_CA_BUNDLE": CA_FILE,
-                    "SSL_CERT_FILE": CA_FILE, "NO_PROXY": "*"})
+        env.update({"AZURE_POD_IDENTITY_AUTHORITY_HOST": self.u["imds"], "NO_PROXY": "*"})
+        return cfg, env
+
+    def test_js_azure_identity(self):
+        node_path = sdk_node_path()
+        if not node_path:
+            self.skipTest("@azure/identity not installed (set EMULATOR_SDK_NODE_PATH to a node_modules dir)")
+        cfg, env = self.sdk_setup()
+        env.update({"NODE_PATH": node_path, "NODE_EXTRA_CA_CERTS": CA_FILE})
+        r = subprocess.run(["node", "-e", JS_SCRIPT, "--", json.dumps(cfg)], env=env, capture_output=True,
+                           text=True, timeout=180)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        sys.stderr.write("\n  @azure/identity results: %s\n" % json.dumps({k: v["ok"] for k, v in out.items()}))
+        for k in ("mi_client_id", "mi_default", "dac_mi", "secret", "certificate"):
+            self.assertTrue(out[k]["ok"], (k, out[k]))
+        self.assertIn("7000215", out["secret_wrong"]["error"])
+        sys.stderr.write("  http authority: %s\n" % json.dumps(out["secret_http"])[:300])
+
+    def test_python_azure_identity(self):
+        py = sdk_python()
+        if not py:
+            self.skipTest("azure-identity not importable (set EMULATOR_SDK_PYTHON)")
+        cfg, env = self.sdk_setup()
+        env.update({"REQUESTS_CA_BUNDLE": CA_FILE, "SSL_CERT_FILE": CA_FILE})
         r = subprocess.run([py, "-c", SDK_SCRIPT, json.dumps(cfg)], env=env, capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -1040,6 +1093,39 @@ class SdkTests(Base):
         sys.stderr.write("  http authority: %s\n" % json.dumps(out["secret_http"])[:300])
         reqs = self.admin.requests(cls="aad")["entries"]
         self.assertTrue(any(e["path"].endswith("/oauth2/v2.0/token") and e["status"] == 200 for e in reqs))
+
+
+class GoAutorestTests(Base):
+    """go-autorest/adal (the client library of the original MIC) against the emulator's AAD v1 and ARM LROs."""
+
+    def test_go_autorest(self):
+        if not shutil.which("go") or os.environ.get("EMULATOR_SKIP_GO"):
+            self.skipTest("no go toolchain")
+        src = os.path.join(ROOT, "tools", "azure-emulator", "sdkcheck", "go")
+        binary = os.path.join(TMP, "gocheck")
+        env = dict(os.environ, GOFLAGS="-mod=mod")
+        b = subprocess.run(["go", "build", "-o", binary, "."], cwd=src, env=env, capture_output=True, text=True,
+                           timeout=600)
+        if b.returncode != 0:
+            self.skipTest("go build failed (modules unavailable?): " + b.stderr[-300:])
+        ident = self.admin.add_identity(resourceId=uami("goid"))
+        self.admin.add_vm(resourceGroup=RG, name="gonode")
+        self.admin.add_service_principal("13131313-0000-0000-0000-000000000000", secret="go-secret")
+        self.admin.update_settings({"arm": {"lro": {"retryAfter": 1, "pollsUntilDone": 1}}})
+        for mode in ("async", "location", "sync"):
+            self.admin.update_settings({"arm": {"lro": {"mode": mode}}})
+            self.admin.update_resource("gonode", userAssignedIdentities=[])
+            r = subprocess.run([binary, self.u["aad"], self.u["arm"], TENANT, "13131313-0000-0000-0000-000000000000",
+                                "go-secret", vm_path("gonode"), ident["resourceId"].lower()],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = json.loads(r.stdout.strip().splitlines()[-1])
+            self.assertEqual(out["sp_token"], "ok")
+            self.assertEqual(out["get"], "<nil>")
+            self.assertTrue(out["patch"].startswith("<nil> after") and out["patch"].endswith("Succeeded"), (mode, out))
+            self.assertIn('Code="FailedIdentityOperation"', out["patch_ghost"])
+            self.assertTrue(PI_ID_RE.search(out["patch_ghost"].replace('\\"', '"')))
+            self.assertEqual(self.admin.assigned_identities("gonode"), [ident["resourceId"]])
 
 
 if __name__ == "__main__":

@@ -185,6 +185,7 @@ DEFAULT_SETTINGS = {
         "vm": None,                # ARM id / "vm/NAME" / "vmss/NAME" / NAME of the VM this IMDS belongs to
         "serveAnyIdentity": False,  # serve any registered identity, assigned or not
         "xffStatus": 400,          # UNVERIFIED: IMDS docs only say such requests are rejected
+        "acceptTrailingSlash": True,  # also serve /metadata/identity/oauth2/token/ (msal-node sends it)
         "tokenLifetimeSeconds": None,
         "rateLimit": {"enabled": False, "identityRps": 20, "identityConcurrency": 5, "otherRps": 5},
         "listeners": {},            # listener name -> vm ref override
@@ -566,7 +567,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "admin" in roles and path_lower.startswith("/admin"):
             return "admin"
         if "imds" in roles and (path_lower.startswith("/metadata") or roles == {"imds"}):
-            if path_lower == "/metadata/identity/oauth2/token" and self.path[9:31] == "/identity/oauth2/token":
+            # msal-node (JS @azure/identity) appends "/" to an AZURE_POD_IDENTITY_AUTHORITY_HOST endpoint and
+            # aad-pod-identity's NMI matched by prefix, so "/token/" is accepted unless imds.acceptTrailingSlash
+            # is false (real IMDS behaviour for it is UNVERIFIED)
+            slash_ok = STATE.settings["imds"].get("acceptTrailingSlash", True)
+            if (path_lower == "/metadata/identity/oauth2/token" or
+                    (slash_ok and path_lower == "/metadata/identity/oauth2/token/")) \
+                    and self.path[9:31] == "/identity/oauth2/token":
                 return "imds-token"
             if path_lower.startswith("/metadata/instance"):
                 return "imds-instance"
