@@ -1,0 +1,257 @@
+#include "core/http_server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <list>
+#include <variant>
+
+#include "core/log.hpp"
+
+namespace aad::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// One open connection, as the server sees it for draining.
+struct Connection {
+  tcp::socket* socket = nullptr;
+  bool busy = false;  // a request is being read, handled or answered
+};
+
+struct Server::State {
+  asio::any_io_executor executor;
+  ServerOptions options;
+  Handler handler;
+  tcp::acceptor acceptor;
+  std::list<Connection> connections;
+  bool stopping = false;
+
+  State(asio::any_io_executor ex, ServerOptions o, Handler h)
+      : executor(ex), options(std::move(o)), handler(std::move(h)), acceptor(ex) {}
+};
+
+namespace {
+
+using StatePtr = std::shared_ptr<Server::State>;
+
+tcp::socket& socket_of(beast::tcp_stream& s) { return s.socket(); }
+tcp::socket& socket_of(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer().socket(); }
+beast::tcp_stream& tcp_of(beast::tcp_stream& s) { return s; }
+beast::tcp_stream& tcp_of(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer(); }
+
+// Completes when the peer closes its side while a handler runs. Pipelined bytes are left in the
+// socket for the next read; then there is nothing to watch and this waits until cancelled.
+asio::awaitable<void> peer_closed(tcp::socket& socket) {
+  auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, use_tuple);
+  if (ec) co_return;  // cancelled (handler finished) or socket error
+  char byte;
+  boost::system::error_code peek_ec;
+  socket.non_blocking(true);
+  auto n = socket.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
+  socket.non_blocking(false);
+  if (peek_ec == asio::error::would_block || (!peek_ec && n > 0)) {
+    asio::steady_timer forever(socket.get_executor(), asio::steady_timer::time_point::max());
+    co_await forever.async_wait(use_tuple);
+  }
+}
+
+Response error_response(Status status, std::string_view message) {
+  Response res{status, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::connection, "close");
+  res.keep_alive(false);
+  res.body() = std::string(R"({"error":"bad_request","error_description":")") + std::string(message) + "\"}";
+  res.prepare_payload();
+  return res;
+}
+
+template <typename Stream>
+asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, RequestContext ctx) {
+  const auto& opt = state->options;
+  beast::flat_buffer buffer;
+  for (;;) {
+    conn.busy = false;
+    if (state->stopping) co_return;
+    if (buffer.size() == 0) {
+      // Wait for the next request under the idle timeout; shutdown closes the socket to wake us.
+      asio::steady_timer idle(state->executor, opt.idle_timeout);
+      auto woke = co_await (socket_of(stream).async_wait(tcp::socket::wait_read, use_tuple) ||
+                            idle.async_wait(use_tuple));
+      if (woke.index() == 1 || std::get<0>(woke) != std::tuple<boost::system::error_code>{})
+        co_return;
+    }
+    conn.busy = true;
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opt.header_limit));
+    parser.body_limit(opt.body_limit);
+    tcp_of(stream).expires_after(opt.read_timeout);
+    auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+    (void)n;
+    if (ec) {
+      std::optional<Response> answer;
+      if (ec == bhttp::error::header_limit)
+        answer = error_response(Status::request_header_fields_too_large, "request header too large");
+      else if (ec == bhttp::error::body_limit)
+        answer = error_response(Status::payload_too_large, "request body too large");
+      else if (ec.category() == boost::system::error_code(bhttp::error::header_limit).category() && ec != bhttp::error::end_of_stream &&
+               ec != bhttp::error::partial_message)
+        answer = error_response(Status::bad_request, "malformed HTTP request");
+      if (answer) {
+        log::debug(2, "rejected request", {{"server", opt.name}, {"peer", ctx.peer.address().to_string()},
+                                           {"reason", ec.message()}});
+        tcp_of(stream).expires_after(opt.write_timeout);
+        co_await bhttp::async_write(stream, *answer, use_tuple);
+      }
+      co_return;
+    }
+    Request req = parser.release();
+    Response res;
+    try {
+      if (std::is_same_v<Stream, beast::tcp_stream>) {
+        tcp_of(stream).expires_never();
+        auto outcome = co_await (state->handler(req, ctx) || peer_closed(socket_of(stream)));
+        if (outcome.index() == 1) {
+          log::debug(2, "client went away; request cancelled",
+                     {{"server", opt.name}, {"peer", ctx.peer.address().to_string()},
+                      {"target", std::string(req.target())}});
+          co_return;
+        }
+        res = std::move(std::get<0>(outcome));
+      } else {
+        res = co_await state->handler(req, ctx);
+      }
+    } catch (const std::exception& e) {
+      log::error("request handler failed", e.what(), {{"server", opt.name}, {"target", std::string(req.target())}});
+      res = make_response(req, Status::internal_server_error,
+                          R"({"error":"internal_error","error_description":"internal server error"})",
+                          "application/json");
+    }
+    bool keep = res.keep_alive() && req.keep_alive() && !state->stopping;
+    res.keep_alive(keep);
+    res.version(req.version());
+    if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
+    tcp_of(stream).expires_after(opt.write_timeout);
+    auto [wec, wn] = co_await bhttp::async_write(stream, res, use_tuple);
+    (void)wn;
+    if (wec || !keep) {
+      if (!wec) {
+        boost::system::error_code ignored;
+        socket_of(stream).shutdown(tcp::socket::shutdown_send, ignored);
+      }
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> session(StatePtr state, tcp::socket socket) {
+  RequestContext ctx;
+  boost::system::error_code ec;
+  ctx.peer = socket.remote_endpoint(ec);
+  ctx.local = socket.local_endpoint(ec);
+  auto it = state->connections.insert(state->connections.end(), Connection{});
+  try {
+    if (state->options.tls) {
+      ctx.tls = true;
+      beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *state->options.tls);
+      it->socket = &socket_of(stream);
+      it->busy = true;
+      stream.next_layer().expires_after(state->options.read_timeout);
+      auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_tuple);
+      if (hec) {
+        log::debug(2, "TLS handshake failed", {{"server", state->options.name},
+                                               {"peer", ctx.peer.address().to_string()}, {"reason", hec.message()}});
+      } else {
+        co_await serve(state, stream, *it, ctx);
+        stream.next_layer().expires_after(std::chrono::seconds(1));
+        co_await stream.async_shutdown(use_tuple);
+      }
+    } else {
+      beast::tcp_stream stream(std::move(socket));
+      it->socket = &stream.socket();
+      co_await serve(state, stream, *it, ctx);
+    }
+  } catch (const std::exception& e) {
+    log::error("connection failed", e.what(), {{"server", state->options.name}});
+  }
+  state->connections.erase(it);
+}
+
+asio::awaitable<void> accept_loop(StatePtr state) {
+  for (;;) {
+    auto [ec, socket] = co_await state->acceptor.async_accept(use_tuple);
+    if (state->stopping || ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // Out of descriptors and similar: log, pause briefly, keep serving.
+      log::warning("accept failed", {{"server", state->options.name}, {"reason", ec.message()}});
+      asio::steady_timer pause(state->executor, std::chrono::milliseconds(50));
+      co_await pause.async_wait(use_tuple);
+      continue;
+    }
+    asio::co_spawn(state->executor, session(state, std::move(socket)), asio::detached);
+  }
+}
+
+}  // namespace
+
+Server::Server(asio::any_io_executor executor, ServerOptions options, Handler handler)
+    : state_(std::make_shared<State>(executor, std::move(options), std::move(handler))) {}
+
+Server::~Server() {
+  state_->stopping = true;
+  boost::system::error_code ec;
+  state_->acceptor.close(ec);
+  for (auto& c : state_->connections)
+    if (c.socket) c.socket->close(ec);
+}
+
+void Server::start() {
+  auto& opt = state_->options;
+  tcp::endpoint ep(asio::ip::make_address(opt.address), opt.port);
+  state_->acceptor.open(ep.protocol());
+  state_->acceptor.set_option(asio::socket_base::reuse_address(true));
+  if (ep.address().is_v6()) state_->acceptor.set_option(asio::ip::v6_only(false));
+  state_->acceptor.bind(ep);
+  state_->acceptor.listen(asio::socket_base::max_listen_connections);
+  asio::co_spawn(state_->executor, accept_loop(state_), asio::detached);
+}
+
+tcp::endpoint Server::local_endpoint() const { return state_->acceptor.local_endpoint(); }
+
+std::size_t Server::open_connections() const { return state_->connections.size(); }
+
+asio::awaitable<void> Server::shutdown(std::chrono::milliseconds drain) {
+  auto state = state_;
+  state->stopping = true;
+  boost::system::error_code ec;
+  state->acceptor.close(ec);
+  for (auto& c : state->connections)
+    if (!c.busy && c.socket) c.socket->close(ec);
+  auto deadline = std::chrono::steady_clock::now() + drain;
+  asio::steady_timer tick(state->executor);
+  while (!state->connections.empty() && std::chrono::steady_clock::now() < deadline) {
+    tick.expires_after(std::chrono::milliseconds(10));
+    co_await tick.async_wait(use_tuple);
+    for (auto& c : state->connections)
+      if (!c.busy && c.socket) c.socket->close(ec);
+  }
+  for (auto& c : state->connections)
+    if (c.socket) c.socket->close(ec);
+}
+
+}  // namespace aad::http

@@ -1,0 +1,66 @@
+#pragma once
+// An HTTP/1.1 server: one coroutine per connection, keep-alive, header/body limits (431/413),
+// malformed requests answered 400, idle/read/write timeouts, graceful drain on shutdown.
+// Handlers are coroutines; on plain TCP a client that disconnects cancels its handler.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/http_message.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace aad::http {
+
+using namespace std::chrono_literals;
+
+struct ServerOptions {
+  std::string name = "http";  // for logs
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: pick a free port (read it back with local_endpoint)
+  std::size_t header_limit = 16 * 1024;
+  std::size_t body_limit = 1024 * 1024;
+  std::chrono::milliseconds idle_timeout = 120s;  // waiting for the next request on a connection
+  std::chrono::milliseconds read_timeout = 30s;   // reading one request once it started
+  std::chrono::milliseconds write_timeout = 30s;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // null: plain HTTP
+};
+
+struct RequestContext {
+  boost::asio::ip::tcp::endpoint peer;
+  boost::asio::ip::tcp::endpoint local;
+  bool tls = false;
+};
+
+using Handler = std::function<boost::asio::awaitable<Response>(Request&, const RequestContext&)>;
+
+class Server {
+ public:
+  Server(boost::asio::any_io_executor executor, ServerOptions options, Handler handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts accepting. Throws boost::system::system_error when the address is unusable.
+  void start();
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+  std::size_t open_connections() const;
+
+  // Stops accepting, closes idle connections, lets in-flight requests finish (their responses
+  // carry Connection: close) for at most `drain`, then closes whatever is left.
+  boost::asio::awaitable<void> shutdown(std::chrono::milliseconds drain);
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace aad::http
