@@ -14,8 +14,8 @@
 # KUBECONFIG_TESTENV names a kubeconfig whose server answers /readyz; otherwise
 # it starts tools/kube-testenv/start in the background and exports
 # KUBECONFIG and KUBECONFIG_TESTENV (so child scripts reuse it).
-# If kubectl is not on PATH, one is built from the same Go module and a shell
-# function `kubectl` calling it is defined.
+# If kubectl is not on PATH (or KUBE_TESTENV_BUILD_KUBECTL=1), one is built from
+# the same Go module and an exported shell function `kubectl` calling it is defined.
 #
 # Tunables: TESTENV_READY_TIMEOUT (seconds to wait for READY after the build,
 # default 180), TESTENV_STOP_TIMEOUT (default 60).
@@ -35,7 +35,7 @@ _testenv_resolve_kubectl() {
     _testenv_log "no kubectl and building one failed"
     return 1
   }
-  if ! command -v kubectl >/dev/null 2>&1; then
+  if [[ "$(command -v kubectl 2>/dev/null)" != "$TESTENV_KUBECTL" ]]; then
     kubectl() { "$TESTENV_KUBECTL" "$@"; }
     export -f kubectl
     export TESTENV_KUBECTL
