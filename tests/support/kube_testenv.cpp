@@ -250,7 +250,7 @@ KubeTestenv::KubeTestenv(Options options) : options_(std::move(options)) {
 }
 
 KubeTestenv::~KubeTestenv() {
-  if (!owned_) return;
+  if (!owned_ || (owner_pid_ > 0 && owner_pid_ != ::getpid())) return;  // e.g. exit() in a forked child
   try {
     stop();
   } catch (...) {
@@ -343,6 +343,7 @@ void KubeTestenv::start() {
     }
   }
   pid_ = pid;
+  owner_pid_ = ::getpid();
   stdout_fd_ = out.fds[0];  // kept open so the child never gets SIGPIPE
   out.fds[0] = -1;
   kubeconfig_ = ready_path;
@@ -360,7 +361,7 @@ void KubeTestenv::start() {
 void KubeTestenv::stop() {
   std::lock_guard lock(mu_);
   if (!owned_) fail("stop(): this instance belongs to a parent process ($KUBECONFIG_TESTENV)");
-  if (pid_ <= 0) return;
+  if (pid_ <= 0 || owner_pid_ != ::getpid()) return;
   ::kill(pid_, SIGTERM);
   bool exited = false;
   for (int i = 0; i < 600 && !exited; ++i) {  // 60 s

@@ -91,6 +91,7 @@ class KubeTestenv {
   bool owned_ = true;
   std::string kubeconfig_, server_url_, admin_token_, ca_pem_;
   pid_t pid_ = -1;
+  pid_t owner_pid_ = -1;  // the process that started it: a forked child never stops it
   int stdout_fd_ = -1;
   mutable std::mutex mu_;
 };
