@@ -178,9 +178,12 @@ asio::awaitable<boost::system::result<ClientResponse>> Client::send(ClientReques
     }
     conn->tcp().expires_after(request.timeout);
     bool reusable = false;
-    auto result = conn->secure
-                      ? co_await exchange(*conn->secure, conn->buffer, req, options_.body_limit, reusable)
-                      : co_await exchange(*conn->plain, conn->buffer, req, options_.body_limit, reusable);
+    // Two statements, not `?:`: GCC 12 miscompiles co_await inside a conditional expression.
+    boost::system::result<ClientResponse> result = boost::system::error_code{};
+    if (conn->secure)
+      result = co_await exchange(*conn->secure, conn->buffer, req, options_.body_limit, reusable);
+    else
+      result = co_await exchange(*conn->plain, conn->buffer, req, options_.body_limit, reusable);
     if (!result && reused && stale_connection_error(result.error())) continue;
     if (result && reusable) {
       conn->tcp().expires_never();

@@ -81,6 +81,24 @@ Response error_response(Status status, std::string_view message) {
   return res;
 }
 
+// Runs the handler; a handler that throws becomes a JSON 500 (never an exception, because
+// Asio 1.81's `||` would then wait for the other branch instead of finishing).
+asio::awaitable<Response> handle(const StatePtr& state, Request& req, const RequestContext& ctx) {
+  try {
+    co_return co_await state->handler(req, ctx);
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::operation_aborted) throw;  // the client left; nothing to answer
+    log::error("request handler failed", e.what(),
+               {{"server", state->options.name}, {"target", std::string(req.target())}});
+  } catch (const std::exception& e) {
+    log::error("request handler failed", e.what(),
+               {{"server", state->options.name}, {"target", std::string(req.target())}});
+  }
+  co_return make_response(req, Status::internal_server_error,
+                          R"({"error":"internal_error","error_description":"internal server error"})",
+                          "application/json");
+}
+
 template <typename Stream>
 asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, RequestContext ctx) {
   const auto& opt = state->options;
@@ -88,19 +106,21 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
   for (;;) {
     conn.busy = false;
     if (state->stopping) co_return;
-    if (buffer.size() == 0) {
-      // Wait for the next request under the idle timeout; shutdown closes the socket to wake us.
+    // Plain TCP: wait for the next request under the idle timeout (shutdown closes the socket to
+    // wake us). TLS may already hold decrypted bytes inside OpenSSL, so it reads directly instead.
+    bool plain = std::is_same_v<Stream, beast::tcp_stream>;
+    if (plain && buffer.size() == 0) {
       asio::steady_timer idle(state->executor, opt.idle_timeout);
       auto woke = co_await (socket_of(stream).async_wait(tcp::socket::wait_read, use_tuple) ||
                             idle.async_wait(use_tuple));
       if (woke.index() == 1 || std::get<0>(woke) != std::tuple<boost::system::error_code>{})
         co_return;
     }
-    conn.busy = true;
+    conn.busy = plain;  // an idle TLS connection is still waiting here; shutdown may close it
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opt.header_limit));
     parser.body_limit(opt.body_limit);
-    tcp_of(stream).expires_after(opt.read_timeout);
+    tcp_of(stream).expires_after(plain || buffer.size() > 0 ? opt.read_timeout : opt.idle_timeout);
     auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
     (void)n;
     if (ec) {
@@ -120,27 +140,21 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
       }
       co_return;
     }
+    conn.busy = true;
     Request req = parser.release();
     Response res;
-    try {
-      if (std::is_same_v<Stream, beast::tcp_stream>) {
-        tcp_of(stream).expires_never();
-        auto outcome = co_await (state->handler(req, ctx) || peer_closed(socket_of(stream)));
-        if (outcome.index() == 1) {
-          log::debug(2, "client went away; request cancelled",
-                     {{"server", opt.name}, {"peer", ctx.peer.address().to_string()},
-                      {"target", std::string(req.target())}});
-          co_return;
-        }
-        res = std::move(std::get<0>(outcome));
-      } else {
-        res = co_await state->handler(req, ctx);
+    if (plain) {
+      tcp_of(stream).expires_never();
+      auto outcome = co_await (handle(state, req, ctx) || peer_closed(socket_of(stream)));
+      if (outcome.index() == 1) {
+        log::debug(2, "client went away; request cancelled",
+                   {{"server", opt.name}, {"peer", ctx.peer.address().to_string()},
+                    {"target", std::string(req.target())}});
+        co_return;
       }
-    } catch (const std::exception& e) {
-      log::error("request handler failed", e.what(), {{"server", opt.name}, {"target", std::string(req.target())}});
-      res = make_response(req, Status::internal_server_error,
-                          R"({"error":"internal_error","error_description":"internal server error"})",
-                          "application/json");
+      res = std::move(std::get<0>(outcome));
+    } else {
+      res = co_await handle(state, req, ctx);
     }
     bool keep = res.keep_alive() && req.keep_alive() && !state->stopping;
     res.keep_alive(keep);
