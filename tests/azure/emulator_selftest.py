@@ -982,7 +982,7 @@ class NetnsTests(unittest.TestCase):
 # ==================================================================================================
 def sdk_python():
     cand = os.environ.get("EMULATOR_SDK_PYTHON")
-    for py in ([cand] if cand else []) + [sys.executable, "/tmp/azid-venv/bin/python"]:
+    for py in ([cand] if cand else []) + [sys.executable]:
         if py and os.path.exists(py) and subprocess.run([py, "-c", "import azure.identity"],
                                                         capture_output=True).returncode == 0:
             return py
@@ -1035,7 +1035,7 @@ console.log(JSON.stringify(out));
 
 
 def sdk_node_path():
-    for d in [os.environ.get("EMULATOR_SDK_NODE_PATH"), "/tmp/jsid/node_modules"]:
+    for d in [os.environ.get("EMULATOR_SDK_NODE_PATH")]:
         if d and os.path.isdir(os.path.join(d, "@azure", "identity")) and shutil.which("node"):
             return d
     return None
