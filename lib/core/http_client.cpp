@@ -70,8 +70,11 @@ boost::system::result<Target> parse_target(const std::string& url) {
   std::string bracketed = parsed->host_type() == boost::urls::host_type::ipv6 ? "[" + t.host + "]" : t.host;
   t.host_header = default_port ? bracketed : bracketed + ":" + t.port;
   t.path = std::string(parsed->encoded_path());
-  if (t.path.empty()) t.path = "/";
-  if (parsed->has_query()) t.path += "?" + std::string(parsed->encoded_query());
+  if (t.path.empty()) t.path.push_back('/');  // (not = "/": GCC 12 -Wrestrict false positive at -O3)
+  if (parsed->has_query()) {
+    t.path += '?';
+    t.path += parsed->encoded_query();
+  }
   t.pool_key = fmt::format("{}://{}:{}", t.https ? "https" : "http", bracketed, t.port);
   return t;
 }

@@ -62,12 +62,12 @@ std::string format_line(Format format, Severity sev, int v, std::string_view msg
                        json_quote(fmt::format("{}:{}", basename(loc.file_name()), loc.line())), v);
     if (sev != Severity::info)
       line += fmt::format(",\"level\":\"{}\"", sev == Severity::error ? "error" : "warning");
-    line += ",\"msg\":" + json_quote(redact::text(msg));
-    if (!err.empty()) line += ",\"err\":" + json_quote(redact::text(err));
+    line += fmt::format(",\"msg\":{}", json_quote(redact::text(msg)));
+    if (!err.empty()) line += fmt::format(",\"err\":{}", json_quote(redact::text(err)));
     for (const auto& kv : fields) {
       std::string value = redact::is_sensitive_key(kv.key) ? redact::secret(kv.value)
                                                            : redact::text(kv.value);
-      line += "," + json_quote(kv.key) + ":" + (kv.quoted ? json_quote(value) : value);
+      line += fmt::format(",{}:{}", json_quote(kv.key), kv.quoted ? json_quote(value) : value);
     }
     line += "}";
     return line;
@@ -80,7 +80,7 @@ std::string format_line(Format format, Severity sev, int v, std::string_view msg
   line = fmt::format("{}{:02}{:02} {:02}:{:02}:{:02}.{:06} {:>7} {}:{}] {}", severity_letter(sev),
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros, pid,
                      basename(loc.file_name()), loc.line(), text_quote(redact::text(msg)));
-  if (!err.empty()) line += " err=" + text_quote(redact::text(err));
+  if (!err.empty()) line += fmt::format(" err={}", text_quote(redact::text(err)));
   for (const auto& kv : fields) {
     std::string value = redact::is_sensitive_key(kv.key) ? redact::secret(kv.value)
                                                          : redact::text(kv.value);

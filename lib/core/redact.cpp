@@ -68,7 +68,10 @@ bool is_sensitive_key(std::string_view key) {
 }
 
 std::string secret(std::string_view value) {
-  return "[redacted " + std::to_string(value.size()) + " bytes]";
+  std::string out = "[redacted ";
+  out += std::to_string(value.size());
+  out += " bytes]";
+  return out;
 }
 
 std::string text(std::string_view s) {

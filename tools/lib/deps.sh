@@ -8,7 +8,7 @@ mkdir -p "$AAD_CACHE"
 aad_step() { printf '==> %s\n' "$*" >&2; }
 
 AAD_APT_PACKAGES=(
-  g++ meson ninja-build pkg-config git curl ca-certificates
+  g++ meson ninja-build pkg-config ccache git curl ca-certificates file
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libyaml-cpp-dev libfmt-dev libssl-dev catch2
   iptables iproute2 conntrack python3 python3-venv nodejs npm
