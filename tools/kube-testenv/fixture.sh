@@ -62,8 +62,7 @@ testenv_start() {
     return 0
   fi
   # Build first (may take long on a cold cache); the READY timeout starts after.
-  local bin
-  bin="$("$TESTENV_TOOLS_DIR/build")" || { _testenv_log "build failed"; return 1; }
+  "$TESTENV_TOOLS_DIR/build" >/dev/null || { _testenv_log "build failed"; return 1; }
   TESTENV_WORK="$(mktemp -d "${TMPDIR:-/tmp}/testenv-fixture.XXXXXX")"
   "$TESTENV_TOOLS_DIR/start" --watch-parent "$@" >"$TESTENV_WORK/stdout" 2>"$TESTENV_WORK/stderr" &
   TESTENV_PID=$!
@@ -72,6 +71,7 @@ testenv_start() {
   eval "set -- $(trap -p EXIT)"
   prev="${3:-}"
   if [[ $prev != *testenv_stop* ]]; then
+    # shellcheck disable=SC2064 # the previous trap's command is meant to be expanded now
     trap "testenv_stop${prev:+; $prev}" EXIT
   fi
   trap 'exit 143' TERM
