@@ -1,0 +1,125 @@
+#include "identity/nmi/request.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <cctype>
+
+namespace aad::identity::nmi {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+// "/metadata" (any case) at the start of the path, followed by rest.
+bool metadata_prefix(std::string_view path, std::string_view rest) {
+  constexpr std::string_view kMetadata = "/metadata";
+  return path.size() >= kMetadata.size() + rest.size() && iequals(path.substr(0, kMetadata.size()), kMetadata) &&
+         path.substr(kMetadata.size(), rest.size()) == rest;
+}
+
+// The original's v1.8.13 guard: "/(?i:metadata)/identity(.*?)oauth2(.*?)token" anywhere in the path.
+bool looks_like_token_path(std::string_view path) {
+  for (std::size_t i = 0; i + 9 <= path.size(); ++i) {
+    if (!iequals(path.substr(i, 9), "/metadata")) continue;
+    auto rest = path.substr(i + 9);
+    if (!rest.starts_with("/identity")) continue;
+    auto oauth = rest.find("oauth2", 9);
+    if (oauth != std::string_view::npos && rest.find("token", oauth + 6) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+Route classify(std::string_view path, bool block_instance_metadata) {
+  if (metadata_prefix(path, "/identity/oauth2/token")) {
+    auto tail = path.substr(std::string_view("/metadata/identity/oauth2/token").size());
+    // msal-node appends a slash; anything else after "token" is not a token path.
+    return tail.empty() || tail == "/" ? Route::token : Route::malformed_token;
+  }
+  if (looks_like_token_path(path)) return Route::malformed_token;
+  if (path == "/host/token" || path == "/host/token/") return Route::host_token;
+  if (block_instance_metadata && metadata_prefix(path, "/instance")) return Route::blocked_instance;
+  return Route::proxy;
+}
+
+std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return {target, {}};
+  return {target.substr(0, q), target.substr(q + 1)};
+}
+
+std::optional<std::string> decode_query_component(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%') {
+      if (i + 2 >= text.size()) return std::nullopt;
+      int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::optional<TokenQuery> parse_token_query(std::string_view query, QueryError& error) {
+  TokenQuery q;
+  bool seen_resource = false, seen_client = false, seen_msi = false, seen_mi = false, seen_object = false,
+       seen_api = false;
+  std::string mi_res_id;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    auto key = decode_query_component(pair.substr(0, eq));
+    auto value = decode_query_component(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+    if (!key || !value) {
+      error.description = "malformed query string: invalid percent-encoding";
+      return std::nullopt;
+    }
+    auto take = [&](bool& seen, std::string& into) {
+      if (!seen) into = std::move(*value);
+      seen = true;
+    };
+    if (*key == "resource") take(seen_resource, q.resource);
+    else if (*key == "client_id") take(seen_client, q.client_id);
+    else if (*key == "msi_res_id") take(seen_msi, q.resource_id);
+    else if (*key == "mi_res_id") take(seen_mi, mi_res_id);
+    else if (*key == "object_id") take(seen_object, q.object_id);
+    else if (*key == "api-version") take(seen_api, q.api_version);
+  }
+  if (q.resource_id.empty()) q.resource_id = std::move(mi_res_id);
+  return q;
+}
+
+http::Response error_response(const http::Request& req, const Error& error) {
+  boost::json::object body;
+  body["error"] = error.code;
+  body["error_description"] = error.description;
+  auto res = http::make_response(req, error.status, boost::json::serialize(body), "application/json; charset=utf-8");
+  if (error.retry_after_seconds) res.set(http::bhttp::field::retry_after, std::to_string(*error.retry_after_seconds));
+  return res;
+}
+
+}  // namespace aad::identity::nmi
