@@ -78,9 +78,13 @@ ensure_node_sdks() {
 # The sanitizer test build in build/ (configured once, rebuilt incrementally).
 ensure_test_build() {
   local dir="$AAD_ROOT/build"
+  local opts=(--buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false)
   if [[ ! -f $dir/build.ninja ]]; then
     aad_step "configuring $dir (AddressSanitizer + UBSan)"
-    meson setup "$dir" "$AAD_ROOT" --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false >&2
+    meson setup "$dir" "$AAD_ROOT" "${opts[@]}" >&2
+  elif [[ $(meson introspect --buildoptions "$dir" | python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "b_sanitize"))') != address,undefined ]]; then
+    aad_step "reconfiguring $dir for the sanitizers"
+    meson configure "$dir" "${opts[@]}" >&2
   fi
   aad_step "building"
   ninja -C "$dir" >&2
