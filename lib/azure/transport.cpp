@@ -1,0 +1,97 @@
+#include "azure/transport.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <ctime>
+
+namespace aad::azure {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+
+asio::awaitable<Result<http::ClientResponse>> send_request(http::Client& client,
+                                                           http::ClientRequest request,
+                                                           const Cancellation& cancel) {
+  if (cancel.cancelled()) co_return local_error(Error::Kind::cancelled, "Cancelled", "request cancelled");
+  auto raced = co_await (client.send(std::move(request)) || cancel.wait());
+  if (raced.index() == 1)
+    co_return local_error(Error::Kind::cancelled, "Cancelled", "request cancelled");
+  auto& res = std::get<0>(raced);
+  if (!res) {
+    Error e = local_error(Error::Kind::transport, "TransportError", res.error().message(), true);
+    co_return e;
+  }
+  co_return std::move(*res);
+}
+
+std::string url_encode(std::string_view value) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(value.size() * 3);
+  for (unsigned char c : value) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string out;
+  for (const auto& [k, v] : fields) {
+    if (!out.empty()) out += '&';
+    out += url_encode(k);
+    out += '=';
+    out += url_encode(v);
+  }
+  return out;
+}
+
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value, SystemTime now) {
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  bool digits = value.size() <= 9;
+  for (char c : value) digits = digits && c >= '0' && c <= '9';
+  if (digits) return std::chrono::seconds(std::stol(std::string(value)));
+  // HTTP date, e.g. "Wed, 21 Oct 2015 07:28:00 GMT".
+  std::tm tm{};
+  std::string text(value);
+  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end) return std::nullopt;
+  auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
+  auto d = std::chrono::duration_cast<std::chrono::seconds>(at - now);
+  return d.count() < 0 ? std::chrono::seconds(0) : d;
+}
+
+std::string join_url(std::string_view base, std::string_view path) {
+  std::string out(base);
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  if (!path.empty() && path.front() != '/') out += '/';
+  out += path;
+  return out;
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace aad::azure
