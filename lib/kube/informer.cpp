@@ -149,7 +149,8 @@ asio::awaitable<void> ListWatch::watch_once() {
 asio::awaitable<void> ListWatch::run() {
   while (!stopped_) {
     if (need_list_) {
-      if (!co_await list()) {
+      bool listed = co_await list();  // not inside the condition: GCC 12 miscompiles that
+      if (!listed) {
         co_await sleep(backoff_.next(Clock::now()));
         continue;
       }

@@ -110,7 +110,9 @@ json::object& sub(json::object& o, const char* key) {
   return v.get_object();
 }
 void put(json::object& o, const char* key, const std::string& v) {
-  if (!v.empty() || o.contains(key)) o[key] = v;
+  // An empty value is written only over an existing string ("" stays "", null stays null).
+  auto* cur = o.if_contains(key);
+  if (!v.empty() || (cur && cur->is_string())) o[key] = v;
 }
 void put(json::object& o, const char* key, const std::optional<std::string>& v) {
   if (v) o[key] = *v;
