@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,24 +33,32 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
-// Pulls --role=X / --role X / -role X out of the arguments.
+// Pulls --role=X / --role X / -role X out of the arguments; giving it twice is an error.
 bool take_role(std::vector<std::string>& args, std::string& role, std::string& error) {
-  for (std::size_t i = 0; i < args.size(); ++i) {
+  bool found = false;
+  for (std::size_t i = 0; i < args.size();) {
     std::string_view a = args[i];
+    std::optional<std::string> value;
+    std::size_t consumed = 1;
     for (std::string_view prefix : {"--role", "-role"}) {
       if (a == prefix) {
         if (i + 1 >= args.size()) return error = "flag --role needs a value (mic or nmi)", false;
-        role = args[i + 1];
-        args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
-        return true;
-      }
-      if (a.starts_with(prefix) && a.size() > prefix.size() && a[prefix.size()] == '=') {
-        role = std::string(a.substr(prefix.size() + 1));
-        args.erase(args.begin() + static_cast<long>(i));
-        return true;
+        value = args[i + 1];
+        consumed = 2;
+      } else if (a.starts_with(prefix) && a.size() > prefix.size() && a[prefix.size()] == '=') {
+        value = std::string(a.substr(prefix.size() + 1));
       }
     }
+    if (!value) {
+      ++i;
+      continue;
+    }
+    if (found) return error = "flag --role given more than once", false;
+    found = true;
+    role = *value;
+    args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i + consumed));
   }
+  if (found && role.empty()) return error = "flag --role needs a value (mic or nmi)", false;
   return true;
 }
 
@@ -61,21 +70,24 @@ int main(int argc, char** argv) {
   if (!take_role(args, role, error)) return usage_error(error);
 
   if (role.empty()) {
-    for (const auto& a : args) {
-      if (a == "--version" || a == "-version" || a == "--version=true") {
-        std::printf("%s\n", version_line().c_str());
-        return 0;
-      }
-      if (a == "--help" || a == "-help" || a == "-h") {
-        std::printf("%s%s\n%s", general_usage().c_str(), aad::identity::mic_usage().c_str(),
-                    aad::identity::nmi_usage().c_str());
-        return 0;
-      }
+    // Without a role only --version and --help make sense.
+    bool version = false;
+    aad::FlagSet fs("aad-pod-identity (without --role)");
+    fs.add_bool("version", &version, false, "Print the version and exit");
+    try {
+      fs.parse(args);
+    } catch (const aad::HelpRequested&) {
+      std::printf("%s%s\n%s", general_usage().c_str(), aad::identity::mic_usage().c_str(),
+                  aad::identity::nmi_usage().c_str());
+      return 0;
+    } catch (const aad::FlagError& e) {
+      return usage_error(fmt::format("{} (flag --role is required: mic or nmi)", e.what()));
     }
+    if (version) return std::printf("%s\n", version_line().c_str()), 0;
     return usage_error("missing flag --role (mic or nmi); see --help");
   }
   if (role != "mic" && role != "nmi")
-    return usage_error(fmt::format("invalid value \"{}\" for flag --role: must be mic or nmi", role));
+    return usage_error(fmt::format("invalid value {} for flag --role: must be mic or nmi", aad::quote(role)));
 
   try {
     if (role == "mic") {

@@ -48,16 +48,17 @@ int serve_role(std::string_view role, const identity::CommonOptions& o, std::str
     so.address = "0.0.0.0";
     so.port = static_cast<std::uint16_t>(port);
     servers.push_back(std::make_unique<http::Server>(io.get_executor(), so, handler));
-    servers.back()->start();
+    try {
+      servers.back()->start();
+    } catch (const boost::system::system_error& e) {
+      log::error("cannot listen", e.code().message(), {{"server", so.name}, {"address", so.address}, {"port", port}});
+      return false;
+    }
     log::info("serving", {{"server", so.name}, {"port", servers.back()->local_endpoint().port()}});
+    return true;
   };
-  try {
-    listen(o.http_probe_port, "probe");
-    if (o.prometheus_port != o.http_probe_port) listen(o.prometheus_port, "metrics");
-  } catch (const std::exception& e) {
-    log::error("cannot listen", e.what());
-    return 1;
-  }
+  if (!listen(o.http_probe_port, "probe")) return 1;
+  if (o.prometheus_port != o.http_probe_port && !listen(o.prometheus_port, "metrics")) return 1;
 
   log::error("role engine unavailable in this build; serving probes only (readiness stays failed)",
              std::string(engine_status), {{"role", std::string(role)}});
@@ -69,6 +70,7 @@ int serve_role(std::string_view role, const identity::CommonOptions& o, std::str
     boost::asio::co_spawn(
         io,
         [&]() -> boost::asio::awaitable<void> {
+          // Only requests being handled are waited for, so this is quick in practice.
           for (auto& s : servers) co_await s->shutdown(5s);
           io.stop();
         },

@@ -3,24 +3,63 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/url/parse.hpp>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <cstdint>
 
 namespace aad {
 namespace {
 
+// Go's strconv.ParseInt(s, 0, 64): optional sign, then 0x/0o/0b or a leading 0 for octal.
 std::int64_t parse_int(std::string_view s) {
-  std::int64_t v = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  bool negative = false;
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
+    negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  int base = 10;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) base = 16, s.remove_prefix(2);
+  else if (s.size() > 2 && s[0] == '0' && (s[1] == 'o' || s[1] == 'O')) base = 8, s.remove_prefix(2);
+  else if (s.size() > 2 && s[0] == '0' && (s[1] == 'b' || s[1] == 'B')) base = 2, s.remove_prefix(2);
+  else if (s.size() > 1 && s[0] == '0') base = 8, s.remove_prefix(1);
+  std::uint64_t magnitude = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), magnitude, base);
   if (ec == std::errc::result_out_of_range) throw std::invalid_argument("value out of range");
-  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty())
-    throw std::invalid_argument("not an integer");
-  return v;
+  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) throw std::invalid_argument("not an integer");
+  if (magnitude > static_cast<std::uint64_t>(INT64_MAX) + (negative ? 1 : 0))
+    throw std::invalid_argument("value out of range");
+  return negative ? static_cast<std::int64_t>(0 - magnitude) : static_cast<std::int64_t>(magnitude);
+}
+
+// Go's strconv.ParseFloat for plain decimal input (no surrounding spaces).
+double parse_double(std::string_view s) {
+  if (!s.empty() && s[0] == '+') s.remove_prefix(1);
+  double d = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) throw std::invalid_argument("not a number");
+  return d;
 }
 
 }  // namespace
+
+std::string quote(std::string_view s, bool with_quotes) {
+  std::string out = with_quotes ? "\"" : "";
+  for (unsigned char c : s) {
+    if (c == '"' && with_quotes) out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  if (with_quotes) out += '"';
+  return out;
+}
 
 bool parse_go_bool(std::string_view s, bool& out) {
   static constexpr std::string_view t[] = {"1", "t", "T", "true", "TRUE", "True"};
@@ -90,13 +129,39 @@ void FlagSet::add_double(std::string name, double* dst, double def, std::string 
   auto& f = add(std::move(name), std::move(help), {}, false);
   f.default_text = fmt::format("{}", def);
   f.apply = [dst, min, max](std::string_view v) {
-    std::string s(v);
-    char* end = nullptr;
-    double d = std::strtod(s.c_str(), &end);
-    if (s.empty() || end != s.c_str() + s.size()) throw std::invalid_argument("not a number");
+    double d = parse_double(v);
     if (!(d >= min && d <= max))
       throw std::invalid_argument(fmt::format("must be between {} and {}", min, max));
     *dst = d;
+  };
+  f.reset = [dst, def] { *dst = def; };
+}
+
+void FlagSet::add_ip(std::string name, std::string* dst, std::string def, std::string help, std::string env) {
+  auto& f = add(std::move(name), std::move(help), std::move(env), false);
+  f.default_text = fmt::format("\"{}\"", def);
+  f.apply = [dst](std::string_view v) {
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(std::string(v), ec);
+    if (ec) throw std::invalid_argument("not an IP address");
+    *dst = std::string(v);
+  };
+  f.reset = [dst, def] { *dst = def; };
+}
+
+void FlagSet::add_url(std::string name, std::string* dst, std::string def, std::string help, std::string env,
+                      bool allow_empty) {
+  auto& f = add(std::move(name), std::move(help), std::move(env), false);
+  f.default_text = def.empty() ? "" : fmt::format("\"{}\"", def);
+  f.apply = [dst, allow_empty](std::string_view v) {
+    if (v.empty() && allow_empty) {
+      dst->clear();
+      return;
+    }
+    auto url = boost::urls::parse_uri(v);
+    if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty())
+      throw std::invalid_argument("not an http:// or https:// URL with a host");
+    *dst = std::string(v);
   };
   f.reset = [dst, def] { *dst = def; };
 }
@@ -132,7 +197,7 @@ void FlagSet::assign(Flag& f, std::string_view value, std::string_view source) {
   try {
     f.apply(value);
   } catch (const std::invalid_argument& e) {
-    throw FlagError(fmt::format("invalid value \"{}\" for {}: {}", value, source, e.what()));
+    throw FlagError(fmt::format("invalid value {} for {}: {}", quote(value), source, e.what()));
   }
 }
 
@@ -148,14 +213,14 @@ void FlagSet::parse(std::span<const std::string> args) {
     std::string_view arg = args[i];
     if (arg == "--") {
       if (i + 1 < args.size())
-        throw FlagError(fmt::format("unexpected argument \"{}\"", args[i + 1]));
+        throw FlagError(fmt::format("unexpected argument {}", quote(args[i + 1])));
       break;
     }
     if (arg.size() < 2 || arg[0] != '-')
-      throw FlagError(fmt::format("unexpected argument \"{}\" (flags start with - or --)", arg));
+      throw FlagError(fmt::format("unexpected argument {} (flags start with - or --)", quote(arg)));
     arg.remove_prefix(arg[1] == '-' ? 2 : 1);
     if (arg.empty() || arg[0] == '-' || arg[0] == '=')
-      throw FlagError(fmt::format("bad flag syntax: {}", args[i]));
+      throw FlagError(fmt::format("bad flag syntax: {}", quote(args[i])));
     std::string_view name = arg, value;
     bool has_value = false;
     if (auto eq = arg.find('='); eq != std::string_view::npos) {
@@ -166,7 +231,7 @@ void FlagSet::parse(std::span<const std::string> args) {
     if (name == "h" || name == "help") throw HelpRequested{};
     auto it = flags_.find(name);
     if (it == flags_.end())
-      throw FlagError(fmt::format("unknown flag --{} for {} (see --help)", name, name_));
+      throw FlagError(fmt::format("unknown flag --{} for {} (see --help)", quote(name, false), name_));
     Flag& f = it->second;
     if (!has_value) {
       if (f.is_bool) {

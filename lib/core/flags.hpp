@@ -37,6 +37,11 @@ class FlagSet {
                     Duration min = Duration::min(), std::string env = {});
   void add_double(std::string name, double* dst, double def, std::string help, double min,
                   double max);
+  // An IP address (IPv4 or IPv6).
+  void add_ip(std::string name, std::string* dst, std::string def, std::string help, std::string env = {});
+  // An http:// or https:// URL with a host; empty allowed when `allow_empty`.
+  void add_url(std::string name, std::string* dst, std::string def, std::string help, std::string env = {},
+               bool allow_empty = true);
   // One of a fixed set of values (compared after lower-casing when `lower` is set).
   void add_choice(std::string name, std::string* dst, std::string def,
                   std::vector<std::string> choices, std::string help, bool lower = false);
@@ -64,6 +69,10 @@ class FlagSet {
   std::string name_;
   std::map<std::string, Flag, std::less<>> flags_;
 };
+
+// Go's strconv.Quote, enough for error messages: quotes, escapes control bytes (one line, no
+// terminal escapes), keeps UTF-8 as is.
+std::string quote(std::string_view s, bool with_quotes = true);
 
 // Go's strconv.ParseBool.
 bool parse_go_bool(std::string_view s, bool& out);

@@ -34,8 +34,13 @@ Handler make_ops_handler(const Health& health, const metrics::Registry& registry
   return [&health, &registry](Request& req, const RequestContext&) -> boost::asio::awaitable<Response> {
     std::string_view target = req.target();
     std::string_view path = target.substr(0, target.find('?'));
-    if (req.method() != Verb::get && req.method() != Verb::head)
-      co_return make_response(req, Status::method_not_allowed, "method not allowed\n");
+    if (req.method() != Verb::get && req.method() != Verb::head) {
+      auto res = make_response(req, Status::method_not_allowed,
+                               R"({"error":"method_not_allowed","error_description":"use GET or HEAD"})",
+                               "application/json");
+      res.set(bhttp::field::allow, "GET, HEAD");
+      co_return res;
+    }
     Response res;
     if (path == "/healthz")
       res = health.healthz(req);
@@ -44,7 +49,8 @@ Handler make_ops_handler(const Health& health, const metrics::Registry& registry
     else if (path == "/metrics")
       res = make_response(req, Status::ok, registry.render(), "text/plain; version=0.0.4; charset=utf-8");
     else
-      res = make_response(req, Status::not_found, "404 page not found\n");
+      res = make_response(req, Status::not_found, R"({"error":"not_found","error_description":"no such endpoint"})",
+                          "application/json");
     if (req.method() == Verb::head) {
       auto length = res.body().size();
       res.body().clear();

@@ -16,6 +16,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <list>
+#include <optional>
 #include <variant>
 
 #include "core/log.hpp"
@@ -31,7 +32,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // One open connection, as the server sees it for draining.
 struct Connection {
   tcp::socket* socket = nullptr;
-  bool busy = false;  // a request is being read, handled or answered
+  bool busy = false;  // a complete request is being handled or answered (drain waits for these)
 };
 
 struct Server::State {
@@ -41,6 +42,7 @@ struct Server::State {
   tcp::acceptor acceptor;
   std::list<Connection> connections;
   bool stopping = false;
+  std::chrono::steady_clock::time_point last_accept_warning{};
 
   State(asio::any_io_executor ex, ServerOptions o, Handler h)
       : executor(ex), options(std::move(o)), handler(std::move(h)), acceptor(ex) {}
@@ -71,12 +73,12 @@ asio::awaitable<void> peer_closed(tcp::socket& socket) {
   }
 }
 
-Response error_response(Status status, std::string_view message) {
+Response error_response(Status status, std::string_view message) {  // message: JSON-safe text
   Response res{status, 11};
   res.set(bhttp::field::content_type, "application/json");
   res.set(bhttp::field::connection, "close");
   res.keep_alive(false);
-  res.body() = std::string(R"({"error":"bad_request","error_description":")") + std::string(message) + "\"}";
+  res.body() = std::string(R"({"error":"invalid_request","error_description":")") + std::string(message) + "\"}";
   res.prepare_payload();
   return res;
 }
@@ -116,7 +118,7 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
       if (woke.index() == 1 || std::get<0>(woke) != std::tuple<boost::system::error_code>{})
         co_return;
     }
-    conn.busy = plain;  // an idle TLS connection is still waiting here; shutdown may close it
+    conn.busy = false;  // reading: a half-sent request is dropped by shutdown, not waited for
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opt.header_limit));
     parser.body_limit(opt.body_limit);
@@ -140,8 +142,21 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
       }
       co_return;
     }
-    conn.busy = true;
     Request req = parser.release();
+    // RFC 9112: a request with a transfer coding other than chunked, or HTTP/1.1 without Host,
+    // is answered 400 and the connection closed (its framing cannot be trusted).
+    std::optional<std::string_view> protocol_error;
+    if (req.count(bhttp::field::transfer_encoding) && !req.chunked())
+      protocol_error = "unsupported transfer coding";
+    else if (req.version() >= 11 && req.count(bhttp::field::host) == 0)
+      protocol_error = "missing Host header";
+    if (protocol_error) {
+      auto answer = error_response(Status::bad_request, *protocol_error);
+      tcp_of(stream).expires_after(opt.write_timeout);
+      co_await bhttp::async_write(stream, answer, use_tuple);
+      co_return;
+    }
+    conn.busy = true;
     Response res;
     if (plain) {
       tcp_of(stream).expires_never();
@@ -211,10 +226,27 @@ asio::awaitable<void> accept_loop(StatePtr state) {
     auto [ec, socket] = co_await state->acceptor.async_accept(use_tuple);
     if (state->stopping || ec == asio::error::operation_aborted) co_return;
     if (ec) {
-      // Out of descriptors and similar: log, pause briefly, keep serving.
-      log::warning("accept failed", {{"server", state->options.name}, {"reason", ec.message()}});
+      // Out of descriptors and similar: log (at most every 10 s), pause briefly, keep serving.
+      auto now = std::chrono::steady_clock::now();
+      if (now - state->last_accept_warning > std::chrono::seconds(10)) {
+        state->last_accept_warning = now;
+        log::warning("accept failed", {{"server", state->options.name}, {"reason", ec.message()}});
+      }
       asio::steady_timer pause(state->executor, std::chrono::milliseconds(50));
       co_await pause.async_wait(use_tuple);
+      continue;
+    }
+    if (state->connections.size() >= state->options.max_connections) {
+      // Over the limit: refuse this one at once rather than let descriptors run out.
+      static const std::string busy = [] {
+        std::string body = R"({"error":"server_busy","error_description":"too many open connections, retry"})";
+        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+               "Retry-After: 1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      }();
+      boost::system::error_code ignored;
+      socket.non_blocking(true);
+      socket.send(asio::buffer(busy), 0, ignored);
+      socket.close(ignored);
       continue;
     }
     asio::co_spawn(state->executor, session(state, std::move(socket)), asio::detached);

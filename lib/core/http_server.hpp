@@ -27,7 +27,8 @@ struct ServerOptions {
   std::uint16_t port = 0;  // 0: pick a free port (read it back with local_endpoint)
   std::size_t header_limit = 16 * 1024;
   std::size_t body_limit = 1024 * 1024;
-  std::chrono::milliseconds idle_timeout = 120s;  // waiting for the next request on a connection
+  std::size_t max_connections = 512;  // further connections get 503 and are closed at once
+  std::chrono::milliseconds idle_timeout = 60s;  // waiting for the next request on a connection
   std::chrono::milliseconds read_timeout = 30s;   // reading one request once it started
   std::chrono::milliseconds write_timeout = 30s;
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: plain HTTP
@@ -53,8 +54,9 @@ class Server {
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   std::size_t open_connections() const;
 
-  // Stops accepting, closes idle connections, lets in-flight requests finish (their responses
-  // carry Connection: close) for at most `drain`, then closes whatever is left.
+  // Stops accepting, closes idle connections and ones still sending a request, lets requests
+  // being handled finish (their responses carry Connection: close) for at most `drain`, then
+  // closes whatever is left.
   boost::asio::awaitable<void> shutdown(std::chrono::milliseconds drain);
 
   struct State;

@@ -79,10 +79,10 @@ void define_mic(FlagSet& fs, MicOptions& o) {
 
 void define_nmi(FlagSet& fs, NmiOptions& o) {
   add_common(fs, o, 9090);
-  fs.add_string("nmi-listen-address", &o.nmi_listen_address, "127.0.0.1",
+  fs.add_ip("nmi-listen-address", &o.nmi_listen_address, "127.0.0.1",
                 "Address NMI listens on (also the DNAT target)");
   fs.add_int("nmi-port", &o.nmi_port, 2579, "Port NMI listens on (also the DNAT target port)", 1, 65535);
-  fs.add_string("metadata-ip", &o.metadata_ip, "169.254.169.254", "IMDS address redirected to NMI");
+  fs.add_ip("metadata-ip", &o.metadata_ip, "169.254.169.254", "IMDS address redirected to NMI");
   fs.add_int("metadata-port", &o.metadata_port, 80, "IMDS port", 1, 65535);
   fs.add_string("node", &o.node, "", "Name of the node NMI runs on", "NODE_NAME");
   fs.add_int("ipt-update-interval-sec", &o.ipt_update_interval_sec, 60,
@@ -111,7 +111,7 @@ void define_nmi(FlagSet& fs, NmiOptions& o) {
   fs.add_bool("enable-conntrack-deletion", &o.enable_conntrack_deletion, false,
               "Drop existing conntrack entries to IMDS after installing the iptables rules");
   fs.add_bool("token-cache", &o.token_cache, true, "Cache tokens per identity and resource until shortly before expiry");
-  fs.add_string("imds-endpoint", &o.imds_endpoint, "",
+  fs.add_url("imds-endpoint", &o.imds_endpoint, "",
                 "Base URL NMI uses for its own IMDS calls (default http://<metadata-ip>:<metadata-port>)",
                 "AAD_POD_IDENTITY_IMDS_ENDPOINT");
   fs.add_noop("host-ip", false, "Removed in v1.6.2");
@@ -160,7 +160,10 @@ NmiOptions parse_nmi_options(std::span<const std::string> args) {
   auto o = parse<NmiOptions>("nmi", args, define_nmi);
   if (o.operation_mode == "managed" && !o.force_namespaced)
     throw FlagError("flag --operation-mode=managed requires --forceNamespaced=true (or FORCENAMESPACED=true)");
-  if (o.imds_endpoint.empty()) o.imds_endpoint = fmt::format("http://{}:{}", o.metadata_ip, o.metadata_port);
+  if (o.imds_endpoint.empty()) {
+    bool v6 = o.metadata_ip.find(':') != std::string::npos;
+    o.imds_endpoint = fmt::format("http://{}{}{}:{}", v6 ? "[" : "", o.metadata_ip, v6 ? "]" : "", o.metadata_port);
+  }
   return o;
 }
 

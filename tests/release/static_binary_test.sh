@@ -3,7 +3,7 @@
 # compiles without a compiler warning, links fully static, stays within 12 MB stripped, and runs.
 set -euo pipefail
 root=${AAD_SOURCE_ROOT:?}
-dir=${AAD_RELEASE_BUILD_DIR:-$root/build-release}
+dir=${AAD_RELEASE_BUILD_DIR:-$root/build-static-check}  # its own, apart from a hand-made build-release
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 [[ -f $dir/build.ninja ]] || meson setup "$dir" "$root" --buildtype=release >"$log" 2>&1 || { cat "$log"; exit 1; }
@@ -13,7 +13,7 @@ ninja -C "$dir" app/aad-pod-identity >"$log" 2>&1 || { cat "$log"; exit 1; }
 bin=$dir/app/aad-pod-identity
 fails=0
 # glibc's linker notes about getaddrinfo/gethostbyname in static binaries are expected: the
-# lookups work with the same glibc (files and dns), see README.
+# lookups work with the same glibc (files and dns); see "Building by hand" in the README.
 warnings=$(grep -E 'warning:' "$log" | grep -vE 'in statically linked applications requires at runtime' || true)
 if [[ -n $warnings ]]; then echo "FAIL compiler warnings:"; echo "$warnings"; fails=1; else echo "ok   no compiler warnings"; fi
 desc=$(file -b "$bin")

@@ -28,6 +28,12 @@ check bad-interval 2 'for flag --ipt-update-interval-sec: must be at least 1' --
 check unknown-flag 2 'unknown flag --bogus' -- --role=mic --bogus
 check bad-bool 2 'for flag --forceNamespaced: not a boolean' -- --role=mic --forceNamespaced=maybe
 check stray-arg 2 'unexpected argument "extra"' -- --role=nmi extra
+check role-twice 2 'flag --role given more than once' -- --role=nmi --role=nmi
+check role-empty 2 'flag --role needs a value' -- --role=
+check version-1 0 "aad-pod-identity 0." -- --version=1
+check unknown-before-version 2 'unknown flag --bogus' -- --bogus --version
+check newline-value 2 'invalid value "1\n2" for flag --nmi-port' -- --role=nmi --nmi-port=$'1\n2'
+check bad-ip 2 'for flag --metadata-ip: not an IP address' -- --role=nmi --metadata-ip=nope
 MIC_POD_NAMESPACE= check mic-needs-namespace 2 "MIC_POD_NAMESPACE must be set" -- --role=mic
 FORCENAMESPACED=perhaps check bad-env 2 'environment variable FORCENAMESPACED' -- --role=nmi
 

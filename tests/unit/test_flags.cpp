@@ -84,6 +84,37 @@ TEST_CASE("bad input names the flag and the problem") {
   CHECK(message({"---count=1"}).find("bad flag syntax") != std::string::npos);
 }
 
+TEST_CASE("integers as Go's ParseInt(s, 0, 64) reads them") {
+  Sample s;
+  s.parse({"--count=+80"});
+  CHECK(s.count == 80);
+  s.parse({"--count=0x50"});
+  CHECK(s.count == 80);
+  s.parse({"--count=0o17"});
+  CHECK(s.count == 15);
+  s.parse({"--count=017"});
+  CHECK(s.count == 15);
+  s.parse({"--count=0b101"});
+  CHECK(s.count == 5);
+  CHECK_THROWS_AS(s.parse({"--count=08"}), FlagError);   // not octal
+  CHECK_THROWS_AS(s.parse({"--count= 8"}), FlagError);   // no spaces
+  CHECK_THROWS_AS(s.parse({"--count=0x"}), FlagError);
+}
+
+TEST_CASE("values in messages are quoted: one line, no terminal escapes") {
+  Sample s;
+  try {
+    s.parse({"--count=1\n2\x1b[31m\"q\""});
+    FAIL("no error");
+  } catch (const FlagError& e) {
+    std::string m = e.what();
+    CHECK(m == R"(invalid value "1\n2\x1b[31m\"q\"" for flag --count: not an integer)");
+    CHECK(m.find('\n') == std::string::npos);
+    CHECK(m.find('\x1b') == std::string::npos);
+  }
+  CHECK(aad::quote("plain ü") == "\"plain ü\"");
+}
+
 TEST_CASE("environment variables are the fallback, flags win") {
   Sample s;
   ::setenv("SAMPLE_NAME", "from-env", 1);

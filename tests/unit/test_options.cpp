@@ -98,6 +98,19 @@ TEST_CASE("NMI environment variables") {
   ::unsetenv("FORCENAMESPACED");
 }
 
+TEST_CASE("NMI addresses and URLs are validated") {
+  CHECK(error_of(parse_nmi_options, {"--metadata-ip=not-an-ip"}) ==
+        "invalid value \"not-an-ip\" for flag --metadata-ip: not an IP address");
+  CHECK(error_of(parse_nmi_options, {"--nmi-listen-address=999.1.1.1"}).find("not an IP address") !=
+        std::string::npos);
+  CHECK(error_of(parse_nmi_options, {"--imds-endpoint=::::"}).find("not an http:// or https:// URL") !=
+        std::string::npos);
+  CHECK(error_of(parse_nmi_options, {"--imds-endpoint=ftp://x/"}).find("not an http://") != std::string::npos);
+  CHECK(parse_nmi_options(Args{"--metadata-ip=fd00::254", "--metadata-port=8080"}).imds_endpoint ==
+        "http://[fd00::254]:8080");
+  CHECK(parse_nmi_options(Args{"--imds-endpoint=http://127.0.0.1:9999"}).imds_endpoint == "http://127.0.0.1:9999");
+}
+
 TEST_CASE("NMI rejects malformed values with the flag's name") {
   CHECK(error_of(parse_nmi_options, {"--nmi-port=abc"}) ==
         "invalid value \"abc\" for flag --nmi-port: not an integer");

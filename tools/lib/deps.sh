@@ -75,8 +75,8 @@ ensure_node_sdks() {
   export EMULATOR_SDK_NODE_PATH="$dir/node_modules" AAD_NODE_PATH="$dir/node_modules"
 }
 
-# The sanitizer test build in build/ (configured once, rebuilt incrementally).
-ensure_test_build() {
+# The sanitizer test build in build/: configured once (and kept a sanitizer build).
+configure_test_build() {
   local dir="$AAD_ROOT/build"
   local opts=(--buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false)
   if [[ ! -f $dir/build.ninja ]]; then
@@ -86,6 +86,9 @@ ensure_test_build() {
     aad_step "reconfiguring $dir for the sanitizers"
     meson configure "$dir" "${opts[@]}" >&2
   fi
+}
+
+build_test_build() {
   aad_step "building"
-  ninja -C "$dir" >&2
+  ninja -C "$AAD_ROOT/build" >&2
 }
