@@ -26,6 +26,13 @@ struct LeaderElectionConfig {
   std::chrono::milliseconds renew_deadline{10000};
   std::chrono::milliseconds retry_period{2000};
   bool release_on_stop = true;
+
+  // The original's --leader-election-duration: renew deadline 1/2, retry period 1/4 of it.
+  void set_original_durations(std::chrono::milliseconds lease) {
+    lease_duration = lease;
+    renew_deadline = lease / 2;
+    retry_period = lease / 4;
+  }
 };
 
 enum class LeadershipEnd {

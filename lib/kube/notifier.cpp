@@ -14,27 +14,32 @@ struct ChangeNotifier::Waiter {
   explicit Waiter(asio::any_io_executor ex) : timer(ex) {}
 };
 
-ChangeNotifier::ChangeNotifier() = default;
+ChangeNotifier::ChangeNotifier() : state_(std::make_shared<State>()) {}
 
 ChangeNotifier::~ChangeNotifier() {
-  for (auto* w : waiters_) w->timer.cancel();
+  ++state_->generation;  // waiters wake up as "changed" and re-check whatever they wait for
+  for (auto* w : state_->waiters) w->timer.cancel();
 }
 
 void ChangeNotifier::notify() {
-  ++generation_;
-  for (auto* w : waiters_) w->timer.cancel();
+  ++state_->generation;
+  for (auto* w : state_->waiters) w->timer.cancel();
 }
 
 asio::awaitable<bool> ChangeNotifier::wait_since(std::uint64_t since, std::chrono::milliseconds timeout) {
-  if (generation_ != since) co_return true;
+  auto state = state_;  // the waiter keeps the state alive, not the notifier
+  if (state->generation != since) co_return true;
   Waiter w(co_await asio::this_coro::executor);
   w.timer.expires_after(timeout);
-  waiters_.insert(&w);
-  // Only this notifier or the deadline end the wait; a cancel() from notify() is "changed".
+  struct Registration {
+    State& s;
+    Waiter* w;
+    ~Registration() { s.waiters.erase(w); }  // also when the frame is destroyed unresumed
+  } reg{*state, &w};
+  state->waiters.insert(&w);
   auto [ec] = co_await w.timer.async_wait(asio::as_tuple(asio::use_awaitable));
   (void)ec;
-  waiters_.erase(&w);
-  co_return generation_ != since;
+  co_return state->generation != since;
 }
 
 }  // namespace aad::kube

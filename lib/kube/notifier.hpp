@@ -18,18 +18,24 @@ class ChangeNotifier {
   ChangeNotifier(const ChangeNotifier&) = delete;
   ChangeNotifier& operator=(const ChangeNotifier&) = delete;
 
-  std::uint64_t generation() const { return generation_; }
+  std::uint64_t generation() const { return state_->generation; }
   void notify();  // bumps the generation and wakes every waiter
 
   // Waits until the generation differs from `since` or the timeout passes. True: changed.
   boost::asio::awaitable<bool> wait_since(std::uint64_t since, std::chrono::milliseconds timeout);
-  boost::asio::awaitable<bool> wait(std::chrono::milliseconds timeout) { return wait_since(generation_, timeout); }
+  boost::asio::awaitable<bool> wait(std::chrono::milliseconds timeout) {
+    return wait_since(state_->generation, timeout);
+  }
 
   struct Waiter;
+  struct State {
+    std::uint64_t generation = 0;
+    std::set<Waiter*> waiters;
+  };
 
  private:
-  std::uint64_t generation_ = 0;
-  std::set<Waiter*> waiters_;
+  // Shared with pending waiters, so destroying the notifier first wakes them safely.
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace aad::kube

@@ -2,6 +2,9 @@
 // Retry-After, times; and the streaming HTTP reader against a local server.
 #include "catch_kube.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <filesystem>
@@ -11,6 +14,7 @@
 #include "kube/config.hpp"
 #include "kube/models.hpp"
 #include "kube/rate.hpp"
+#include "support/async.hpp"
 #include "support/test_certs.hpp"
 
 using namespace aad;
@@ -324,4 +328,33 @@ TEST_CASE("watch event parsing") {
   CHECK(c.conflict());
   CHECK_FALSE(c.already_exists());
   CHECK(c.describe() == "409 Conflict: m");
+}
+
+TEST_CASE("change notifier: timeout, wake-up by notify, generations, notifier destroyed first") {
+  boost::asio::io_context io;
+  auto n = std::make_unique<kube::ChangeNotifier>();
+  CHECK_FALSE(test::run_async(io, n->wait(50ms)));
+  auto gen = n->generation();
+  n->notify();
+  CHECK(test::run_async(io, n->wait_since(gen, 10s)));  // already changed: returns at once
+  std::vector<bool> woke;
+  for (int i = 0; i < 2; ++i)
+    boost::asio::co_spawn(io, [&]() -> boost::asio::awaitable<void> { woke.push_back(co_await n->wait(30s)); },
+                          boost::asio::detached);
+  io.restart();
+  io.poll();
+  CHECK(woke.empty());
+  n->notify();
+  io.restart();
+  io.run_for(5s);
+  CHECK(woke == std::vector<bool>{true, true});
+  woke.clear();
+  boost::asio::co_spawn(io, [&]() -> boost::asio::awaitable<void> { woke.push_back(co_await n->wait(30s)); },
+                        boost::asio::detached);
+  io.restart();
+  io.poll();
+  n.reset();  // waiters keep the shared state; they wake as "changed"
+  io.restart();
+  io.run_for(5s);
+  CHECK(woke == std::vector<bool>{true});
 }
