@@ -321,6 +321,33 @@ TEST_CASE("ARM: 5xx on GET is reported with its status") {
   CHECK(r.error().retryable);
 }
 
+TEST_CASE("ARM: a slow ARM answer hits the request timeout (transport error, retryable)") {
+  ArmEnv env;
+  env.make_vm(json::array{});
+  ArmOptions o;
+  o.base_url = env.emu.url();
+  o.request_timeout = 300ms;
+  ArmComputeClient arm(env.emu.client(), *env.tokens, env.clock, o);
+  env.emu.post("/admin/faults", {{"target", "arm-get"}, {"kind", "latency"}, {"latencyMs", 2000}, {"count", 1}});
+  auto r = env.emu.run(arm.get(env.vm));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == Error::Kind::transport);
+  CHECK(r.error().retryable);
+  CHECK(env.emu.run(arm.get(env.vm)));
+}
+
+TEST_CASE("ARM: the bearer token is reused until shortly before it expires (injected clock)") {
+  ArmEnv env;
+  env.make_vm(json::array{});
+  REQUIRE(env.emu.run(env.arm->get(env.vm)));
+  REQUIRE(env.emu.run(env.arm->get(env.vm)));
+  CHECK(env.arm->stats().token_fetches == 1);
+  env.clock.advance(std::chrono::minutes(56));  // AAD tokens live 3599 s; 5 min margin
+  REQUIRE(env.emu.run(env.arm->get(env.vm)));
+  CHECK(env.arm->stats().token_fetches == 2);
+  CHECK(env.emu.count("aad-token") == 2);
+}
+
 TEST_CASE("credentials from the cloud config: managed identity and service principal reach ARM") {
   ArmEnv env;
   auto a = env.identity("mic-identity");
