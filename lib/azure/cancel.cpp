@@ -19,13 +19,15 @@ struct Cancellation::State {
 Cancellation::Cancellation() : state_(std::make_shared<State>()) {}
 
 void Cancellation::cancel() const {
-  if (state_->cancelled) return;
+  if (state_->cancelled || !cancellable()) return;
   state_->cancelled = true;
   auto waiters = state_->waiters;
   for (auto* t : waiters) t->cancel();
 }
 
 bool Cancellation::cancelled() const { return state_->cancelled; }
+
+bool Cancellation::cancellable() const { return state_ != none().state_; }
 
 const Cancellation& Cancellation::none() {
   static const Cancellation never;

@@ -13,7 +13,7 @@ namespace aad::azure {
 class Cancellation {
  public:
   Cancellation();
-  void cancel() const;
+  void cancel() const;  // no effect on none() and its copies
   bool cancelled() const;
   // Completes when cancel() is called (never otherwise). Meant to be raced with other work.
   boost::asio::awaitable<void> wait() const;
@@ -21,6 +21,9 @@ class Cancellation {
   // A shared token that nobody cancels: the default argument of the coroutine APIs. Never call
   // cancel() on it.
   static const Cancellation& none();
+  // False for none(): callers then skip the race against wait() (none() is shared by every
+  // thread, so its state must never be touched).
+  bool cancellable() const;
 
   struct State;
 

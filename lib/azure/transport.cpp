@@ -12,6 +12,11 @@ using namespace asio::experimental::awaitable_operators;
 asio::awaitable<Result<http::ClientResponse>> send_request(http::Client& client,
                                                            http::ClientRequest request,
                                                            const Cancellation& cancel) {
+  if (!cancel.cancellable()) {
+    auto plain = co_await client.send(std::move(request));
+    if (!plain) co_return local_error(Error::Kind::transport, "TransportError", plain.error().message(), true);
+    co_return std::move(*plain);
+  }
   if (cancel.cancelled()) co_return local_error(Error::Kind::cancelled, "Cancelled", "request cancelled");
   auto raced = co_await (client.send(std::move(request)) || cancel.wait());
   if (raced.index() == 1)

@@ -1,6 +1,8 @@
 #include "catch_azure.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "azure/retry.hpp"
@@ -156,4 +158,34 @@ TEST_CASE("retry: backoff sequence, Retry-After, budget, final errors, cancellat
     CHECK(r.error().kind == Error::Kind::cancelled);
     CHECK(calls == 1);
   }
+}
+
+namespace {
+boost::asio::awaitable<bool> sleep_with_cancel_after(Clock& clock, Millis sleep, Millis cancel_at) {
+  Cancellation cancel;
+  boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, cancel_at);
+  t.async_wait([cancel](boost::system::error_code) { cancel.cancel(); });
+  auto slept = co_await clock.sleep(sleep, cancel);
+  co_return slept;
+}
+}  // namespace
+
+TEST_CASE("cancellation: copies share the state; none() never cancels; SystemClock sleeps are cut short") {
+  Cancellation a;
+  Cancellation b = a;
+  CHECK(a.cancellable());
+  CHECK_FALSE(b.cancelled());
+  b.cancel();
+  CHECK(a.cancelled());
+  Cancellation none = Cancellation::none();
+  CHECK_FALSE(none.cancellable());
+  none.cancel();
+  CHECK_FALSE(Cancellation::none().cancelled());
+
+  boost::asio::io_context io;
+  CHECK_FALSE(test::run_async(io, sleep_with_cancel_after(system_clock(), 60s, 10ms)));
+  CHECK(test::run_async(io, system_clock().sleep(1ms, Cancellation::none())));
+  Cancellation done;
+  done.cancel();
+  CHECK_FALSE(test::run_async(io, system_clock().sleep(1ms, done)));
 }
