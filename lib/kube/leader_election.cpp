@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <algorithm>
 #include <random>
 #include <stdexcept>
 
@@ -56,6 +57,10 @@ asio::awaitable<void> LeaderElector::sleep(std::chrono::milliseconds d) {
 CallOptions LeaderElector::call_options() const {
   CallOptions c;
   c.timeout = std::max(std::chrono::milliseconds(1000), config_.renew_deadline / 2);
+  if (attempt_deadline_) {  // while leading, an attempt never outlives the renew deadline
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*attempt_deadline_ - SteadyClock::now());
+    c.timeout = std::clamp(left, std::chrono::milliseconds(50), config_.renew_deadline / 2);
+  }
   c.max_retries = 0;
   c.skip_rate_limit = true;
   return c;
@@ -180,11 +185,18 @@ asio::awaitable<LeadershipEnd> LeaderElector::run() {
   for (;;) {
     co_await sleep(config_.retry_period);
     if (stopped_) break;
+    attempt_deadline_ = last_renew + config_.renew_deadline;
     auto a = co_await try_acquire_or_renew(detail);
+    attempt_deadline_.reset();
     if (stopped_) break;
-    if (a == Attempt::acquired) {
+    if (a == Attempt::acquired && SteadyClock::now() - last_renew < config_.renew_deadline) {
       last_renew = SteadyClock::now();
       continue;
+    }
+    if (a == Attempt::acquired) {  // renewed, but too late: others may have seen the lease expire
+      end = LeadershipEnd::lost;
+      detail = "renewal completed after the renew deadline";
+      break;
     }
     if (a == Attempt::held_by_other) {
       end = LeadershipEnd::lost;

@@ -77,6 +77,7 @@ class LeaderElector {
   std::string observed_holder_;
   std::string observed_record_;  // holder|renewTime|rv of the last record seen
   std::chrono::steady_clock::time_point observed_time_{};
+  std::optional<std::chrono::steady_clock::time_point> attempt_deadline_;
   struct Timer;
   std::unique_ptr<Timer> timer_;
 };

@@ -2,6 +2,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <boost/asio/detached.hpp>
+
 #include "helpers.hpp"
 #include "kube/events.hpp"
 #include "kube/leader_election.hpp"
@@ -132,6 +134,49 @@ TEST_CASE("leader election: a leader that cannot renew (RBAC revoked) stops lead
   CHECK(a.why == kube::LeadershipEnd::lost);
   CHECK_THAT(a.detail, Catch::Contains("403"));
   CHECK_FALSE(a.elector.is_leader());
+}
+
+TEST_CASE("leader election: renewal is not queued behind other requests of a saturated client") {
+  auto& kube = test::KubeTestenv::shared();
+  auto ns = kube.new_namespace("le-busy");
+  asio::io_context io;
+  kube::ClientOptions co;
+  co.qps = 2;  // 20 queued requests take ~10 s, far more than the 3 s renew deadline
+  co.burst = 1;
+  kube::Client client(io.get_executor(), kube::load_kubeconfig(kube.kubeconfig()), co);
+  Candidate a(io, client, fast_config(ns, "busy"));
+  REQUIRE(pump_until(io, [&] { return a.elector.is_leader(); }, 30s));
+  int done = 0;
+  for (int i = 0; i < 20; ++i)
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          auto r = co_await client.get(kube::resources::namespaces, "", ns);
+          CHECK(r);
+          ++done;
+        },
+        asio::detached);
+  // An unthrottled observer sees the renewals continue while the client's queue is full.
+  kube::ClientOptions fast;
+  fast.qps = 0;
+  kube::Client observer(io.get_executor(), kube::load_kubeconfig(kube.kubeconfig()), fast);
+  auto before = test::run_async(io, kube::get<kube::Lease>(observer, ns, "test-lock"));
+  REQUIRE(before);
+  int not_leader = 0;
+  pump_until(io, [&] {
+    if (!a.elector.is_leader()) ++not_leader;
+    return false;
+  }, 5s);  // longer than the lease duration
+  auto after = test::run_async(io, kube::get<kube::Lease>(observer, ns, "test-lock"));
+  REQUIRE(after);
+  CHECK(after->renew_time != before->renew_time);
+  CHECK(after->holder_identity == before->holder_identity);
+  CHECK(not_leader == 0);
+  CHECK(a.stopped == 0);
+  CHECK(done < 20);  // the limiter was busy all along
+  a.elector.stop();
+  REQUIRE(pump_until(io, [&] { return a.bg->finished() && done == 20; }, 60s));
+  CHECK(a.result == kube::LeadershipEnd::stopped);
 }
 
 TEST_CASE("events: Normal/Warning on an object, repeats aggregated into count, spam limited") {
