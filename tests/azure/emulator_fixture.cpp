@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +58,9 @@ AzureEmulator::AzureEmulator(std::vector<std::string> extra_args)
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    // The emulator goes away with the test process, even when a sanitizer aborts it.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != owner_) ::_exit(1);
     int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int err = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (out >= 0) ::dup2(out, 1);
@@ -100,6 +104,8 @@ AzureEmulator::~AzureEmulator() {
     ::kill(pid_, SIGTERM);
     int status = 0;
     ::waitpid(pid_, &status, 0);
+    ::unlink(log_path_.c_str());
+    ::unlink((log_path_ + ".out").c_str());
   }
 }
 
