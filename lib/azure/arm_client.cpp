@@ -140,18 +140,24 @@ boost::asio::awaitable<Result<std::string>> ArmComputeClient::bearer(const Cance
 boost::asio::awaitable<Result<http::ClientResponse>> ArmComputeClient::call(verb method, const std::string& url,
                                                                            const std::string& body,
                                                                            const Cancellation& cancel) {
-  auto auth = co_await bearer(cancel);
-  if (!auth) co_return auth.error();
-  http::ClientRequest req;
-  req.method = method;
-  req.url = url;
-  req.headers = {{"Authorization", *auth}, {"Accept", "application/json"}};
-  if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
-  req.body = body;
-  req.timeout = options_.request_timeout;
-  auto res = co_await send_request(client_, std::move(req), cancel);
-  if (res && res->status == 401) token_.reset();  // fetch a fresh token next time
-  co_return res;
+  // A cached token ARM refuses (401: revoked, clock skew) is replaced once and the call repeated.
+  for (int attempt = 0;; ++attempt) {
+    const unsigned fetches = stats_.token_fetches;
+    auto auth = co_await bearer(cancel);
+    if (!auth) co_return auth.error();
+    const bool cached = stats_.token_fetches == fetches;
+    http::ClientRequest req;
+    req.method = method;
+    req.url = url;
+    req.headers = {{"Authorization", *auth}, {"Accept", "application/json"}};
+    if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
+    req.body = body;
+    req.timeout = options_.request_timeout;
+    auto res = co_await send_request(client_, std::move(req), cancel);
+    if (!res || res->status != 401) co_return res;
+    token_.reset();
+    if (!cached || attempt > 0) co_return res;
+  }
 }
 
 std::optional<Error> ArmComputeClient::throttle_check(Direction d) {

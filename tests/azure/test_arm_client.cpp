@@ -385,3 +385,70 @@ TEST_CASE("credentials from the cloud config: managed identity and service princ
   }
   CHECK(env.emu.count("imds-token", "200") == 1);
 }
+
+namespace {
+
+// Hands out an expired (but otherwise valid) ARM token first, then real ones from AAD.
+class ExpiredFirst final : public TokenSource {
+ public:
+  ExpiredFirst(test::AzureEmulator& emu, TokenSource& real, Clock& clock) : emu_(emu), real_(real), clock_(clock) {}
+  boost::asio::awaitable<Result<Token>> get_token(const std::string& resource, const Cancellation& cancel) override {
+    if (calls_++ == 0) {
+      Token t;
+      t.access_token = expired_;
+      t.expires_on = clock_.now() + std::chrono::hours(1);  // looks fresh to the client
+      co_return t;
+    }
+    auto r = co_await real_.get_token(resource, cancel);
+    co_return r;
+  }
+  std::string describe() const override { return "expired-first"; }
+  void prepare() {
+    expired_ = json::value_to<std::string>(
+        emu_.post("/admin/tokens", {{"aud", "https://management.azure.com/"}, {"expiresIn", -600}})
+            .as_object()
+            .at("access_token"));
+  }
+  int calls_ = 0;
+
+ private:
+  test::AzureEmulator& emu_;
+  TokenSource& real_;
+  Clock& clock_;
+  std::string expired_;
+};
+
+}  // namespace
+
+TEST_CASE("ARM: a cached token refused with 401 is replaced once and the call repeated") {
+  ArmEnv env;
+  env.make_vm(json::array{});
+  ArmOptions o;
+  o.base_url = env.emu.url();
+  SECTION("a token fetched for this very call and refused: final, no loop") {
+    ExpiredFirst tokens(env.emu, *env.tokens, env.clock);
+    tokens.prepare();
+    ArmComputeClient arm(env.emu.client(), tokens, env.clock, o);
+    auto first = env.emu.run(arm.get(env.vm));
+    REQUIRE_FALSE(first);
+    CHECK(first.error().status == 401);
+    CHECK(first.error().code == "ExpiredAuthenticationToken");
+    CHECK(tokens.calls_ == 1);
+    CHECK(env.emu.count("arm-get") == 1);
+  }
+  SECTION("a cached token refused: one refresh, the call succeeds") {
+    ExpiredFirst tokens(env.emu, *env.tokens, env.clock);
+    tokens.prepare();
+    ArmComputeClient arm(env.emu.client(), tokens, env.clock, o);
+    // The expired token is fetched and cached by a call that fails for another reason.
+    env.emu.post("/admin/faults", {{"target", "arm-get"}, {"kind", "status"}, {"status", 503}, {"count", 1}});
+    auto first = env.emu.run(arm.get(env.vm));
+    REQUIRE_FALSE(first);
+    CHECK(first.error().status == 503);
+    auto second = env.emu.run(arm.get(env.vm));
+    REQUIRE(second);
+    CHECK(tokens.calls_ == 2);
+    CHECK(env.emu.count("arm-get", "401") == 1);
+    CHECK(env.emu.count("arm-get", "200") == 1);
+  }
+}
