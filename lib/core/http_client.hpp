@@ -48,6 +48,8 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
+  // Pass a named request, not a temporary built inside the co_await expression: GCC 12
+  // destroys such temporaries twice.
   boost::asio::awaitable<boost::system::result<ClientResponse>> send(ClientRequest request);
 
   std::size_t idle_connections() const;

@@ -87,7 +87,8 @@ Response error_response(Status status, std::string_view message) {  // message: 
 // Asio 1.81's `||` would then wait for the other branch instead of finishing).
 asio::awaitable<Response> handle(const StatePtr& state, Request& req, const RequestContext& ctx) {
   try {
-    co_return co_await state->handler(req, ctx);
+    Response res = co_await state->handler(req, ctx);  // not `co_return co_await`: GCC 12 bug
+    co_return res;
   } catch (const boost::system::system_error& e) {
     if (e.code() == asio::error::operation_aborted) throw;  // the client left; nothing to answer
     log::error("request handler failed", e.what(),
