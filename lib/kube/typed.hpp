@@ -81,7 +81,8 @@ boost::asio::awaitable<Result<void>> remove(Client& c, const T& obj, bool with_p
     o.resource_version = obj.meta.resource_version;
   }
   o.grace_period_seconds = grace_period_seconds;
-  co_return co_await c.remove(T::resource(), obj.meta.ns, obj.meta.name, std::move(o));
+  auto result = co_await c.remove(T::resource(), obj.meta.ns, obj.meta.name, std::move(o));
+  co_return result;  // two statements: GCC 12 mishandles `co_return co_await`
 }
 
 }  // namespace aad::kube

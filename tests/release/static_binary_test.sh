@@ -9,7 +9,9 @@ trap 'rm -f "$log"' EXIT
 [[ -f $dir/build.ninja ]] || meson setup "$dir" "$root" --buildtype=release >"$log" 2>&1 || { cat "$log"; exit 1; }
 # A clean rebuild of our own objects, so every compiler warning shows up in this log.
 ninja -C "$dir" -t clean >/dev/null
-ninja -C "$dir" app/aad-pod-identity >"$log" 2>&1 || { cat "$log"; exit 1; }
+# The binary and every library (kube and azure are not linked into it yet, but must compile clean).
+ninja -C "$dir" app/aad-pod-identity lib/core/libaadcore.a lib/kube/libaadkube.a lib/azure/libaadazure.a \
+  lib/identity/libaadidentity.a >"$log" 2>&1 || { cat "$log"; exit 1; }
 bin=$dir/app/aad-pod-identity
 fails=0
 # glibc's linker notes about getaddrinfo/gethostbyname in static binaries are expected: the
