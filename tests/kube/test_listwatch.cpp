@@ -80,7 +80,9 @@ TEST_CASE("list-watch on a scripted server: 410 relists with a diff, bookmarks, 
     cache.add_handlers(h);
     bool finished = false;
     asio::co_spawn(co_await asio::this_coro::executor, cache.run(), [&](std::exception_ptr) { finished = true; });
-    for (int i = 0; i < 500 && lists < 3; ++i) co_await sleep_ms(10);
+    // Stop only once the third list's diff reached the handlers (the server counting the request
+    // is not enough: the response may still be on its way).
+    for (int i = 0; i < 500 && (lists < 3 || events.size() < 7); ++i) co_await sleep_ms(10);
     cache.stop();
     while (!finished) co_await sleep_ms(5);
     events.push_back("gone " + std::to_string(cache.list_watch().gone()));
