@@ -22,18 +22,14 @@ EnvLookup process_env() {
   };
 }
 
-namespace {
-
 Error config_error(std::string message) {
   return local_error(Error::Kind::config, "InvalidCloudConfig", std::move(message));
 }
 
-std::string with_slash(std::string s) {
+std::string with_trailing_slash(std::string s) {
   if (!s.empty() && s.back() != '/') s += '/';
   return s;
 }
-
-}  // namespace
 
 Result<CloudEnvironment> cloud_from_json(std::string_view text, std::string_view origin) {
   boost::system::error_code ec;
@@ -53,8 +49,8 @@ Result<CloudEnvironment> cloud_from_json(std::string_view text, std::string_view
     return config_error(fmt::format("{}: missing key resourceManagerEndpoint", origin));
   if (!aad || aad->empty())
     return config_error(fmt::format("{}: missing key activeDirectoryEndpoint", origin));
-  env.resource_manager_endpoint = with_slash(*arm);
-  env.active_directory_endpoint = with_slash(*aad);
+  env.resource_manager_endpoint = with_trailing_slash(*arm);
+  env.active_directory_endpoint = with_trailing_slash(*aad);
   return env;
 }
 

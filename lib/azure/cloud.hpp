@@ -27,4 +27,8 @@ Result<CloudEnvironment> cloud_from_name(std::string_view name, const EnvLookup&
 // Parses a go-autorest environment JSON document (AzureStackCloud / custom clouds).
 Result<CloudEnvironment> cloud_from_json(std::string_view json, std::string_view origin);
 
+// Shared by the cloud and cloud-config readers.
+Error config_error(std::string message);       // kind config, code InvalidCloudConfig
+std::string with_trailing_slash(std::string url);
+
 }  // namespace aad::azure

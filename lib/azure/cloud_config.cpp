@@ -7,22 +7,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "azure/cloud.hpp"
 #include "azure/transport.hpp"
 
 namespace aad::azure {
-
-namespace {
-
-Error config_error(std::string message) {
-  return local_error(Error::Kind::config, "InvalidCloudConfig", std::move(message));
-}
-
-std::string with_slash(std::string s) {
-  if (!s.empty() && s.back() != '/') s += '/';
-  return s;
-}
-
-}  // namespace
 
 CloudConfig::Auth CloudConfig::auth() const {
   if (use_managed_identity_extension) return Auth::managed_identity;
@@ -141,10 +129,10 @@ Result<Endpoints> resolve_endpoints(const CloudConfig& config, const EndpointOve
   if (!cloud) return cloud.error();
   Endpoints e;
   e.cloud = *cloud;
-  e.arm_base_url = with_slash(o.arm_base_url.empty() ? cloud->resource_manager_endpoint : o.arm_base_url);
+  e.arm_base_url = with_trailing_slash(o.arm_base_url.empty() ? cloud->resource_manager_endpoint : o.arm_base_url);
   e.arm_audience = o.arm_audience.empty() ? cloud->resource_manager_endpoint : o.arm_audience;
   e.aad_authority_host =
-      with_slash(o.aad_authority_host.empty() ? cloud->active_directory_endpoint : o.aad_authority_host);
+      with_trailing_slash(o.aad_authority_host.empty() ? cloud->active_directory_endpoint : o.aad_authority_host);
   e.imds_base_url = o.imds_base_url.empty() ? "http://169.254.169.254" : o.imds_base_url;
   while (!e.imds_base_url.empty() && e.imds_base_url.back() == '/') e.imds_base_url.pop_back();
   return e;

@@ -17,7 +17,13 @@ fails=0
 # glibc's linker notes about getaddrinfo/gethostbyname in static binaries are expected: the
 # lookups work with the same glibc (files and dns); see "Building by hand" in the README.
 warnings=$(grep -E 'warning:' "$log" | grep -vE 'in statically linked applications requires at runtime' || true)
-if [[ -n $warnings ]]; then echo "FAIL compiler warnings:"; echo "$warnings"; fails=1; else echo "ok   no compiler warnings"; fi
+if [[ -n $warnings ]]; then
+  echo "FAIL compiler warnings (with the lines that locate them):"
+  grep -E 'warning:|In (member )?function|inlined from|^\[[0-9]+/[0-9]+\]' "$log" | grep -v 'statically linked applications'
+  fails=1
+else
+  echo "ok   no compiler warnings"
+fi
 desc=$(file -b "$bin")
 if [[ $desc == *"statically linked"* && $desc == *stripped* && $desc != *"not stripped"* ]]; then
   echo "ok   static and stripped: $desc"
