@@ -47,6 +47,9 @@ int serve_role(std::string_view role, const identity::CommonOptions& o, std::str
     so.name = std::move(name);
     so.address = "0.0.0.0";
     so.port = static_cast<std::uint16_t>(port);
+    // Probes and scrapes are short: idle or slow connections must not crowd out kubelet's probe.
+    so.idle_timeout = 10s;
+    so.read_timeout = 10s;
     servers.push_back(std::make_unique<http::Server>(io.get_executor(), so, handler));
     try {
       servers.back()->start();

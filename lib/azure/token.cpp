@@ -1,5 +1,6 @@
 #include "azure/token.hpp"
 
+#include <charconv>
 #include <fmt/format.h>
 
 #include <boost/json/parse.hpp>
@@ -52,8 +53,9 @@ std::optional<SystemTime> parse_date(std::string s) {
       continue;
     }
     long offset = tm.tm_gmtoff;
-    auto t = std::chrono::system_clock::from_time_t(timegm(&tm) - offset);
-    return t;
+    auto secs = static_cast<long long>(timegm(&tm)) - offset;
+    if (secs < 0 || secs > 9'000'000'000LL) return std::nullopt;  // outside what SystemTime holds
+    return std::chrono::system_clock::from_time_t(static_cast<std::time_t>(secs));
   }
   return std::nullopt;
 }
@@ -67,10 +69,18 @@ std::string string_field(const json::object& o, std::string_view key) {
 
 }  // namespace
 
+// Epoch seconds a SystemTime (nanoseconds) can hold without overflow: up to the year 2262.
+constexpr long long kMaxEpochSeconds = 9'000'000'000LL;
+
 std::optional<SystemTime> parse_expires_on(const json::value& v) {
-  if (auto n = as_integer(v)) return SystemTime(std::chrono::seconds(*n));
-  if (v.is_string()) return parse_date(std::string(v.as_string()));
-  return std::nullopt;
+  std::optional<SystemTime> t;
+  if (auto n = as_integer(v)) {
+    if (*n < 0 || *n > kMaxEpochSeconds) return std::nullopt;  // unusable: fall back to expires_in
+    t = SystemTime(std::chrono::seconds(*n));
+  } else if (v.is_string()) {
+    t = parse_date(std::string(v.as_string()));
+  }
+  return t;
 }
 
 Result<Token> parse_token_response(std::string_view body, SystemTime now) {
@@ -92,7 +102,8 @@ Result<Token> parse_token_response(std::string_view body, SystemTime now) {
   if (auto e = t.raw.find("expires_on"); e != t.raw.end()) expiry = parse_expires_on(e->value());
   if (!expiry) {
     if (auto e = t.raw.find("expires_in"); e != t.raw.end()) {
-      if (auto n = as_integer(e->value()))
+      // At most ten years: a larger value is hostile or broken, not a token lifetime.
+      if (auto n = as_integer(e->value()); n && *n >= 0 && *n <= 315'360'000)
         expiry = std::chrono::time_point_cast<SystemTime::duration>(now + std::chrono::seconds(*n));
     }
   }
@@ -132,7 +143,12 @@ Error token_http_error(Upstream who, unsigned status, std::string_view body, std
   if (e.aad_codes.empty()) {
     static const std::regex re("AADSTS([0-9]+)");
     std::smatch m;
-    if (std::regex_search(e.message, m, re)) e.aad_codes.push_back(std::stoll(m[1].str()));
+    long long code = 0;
+    if (std::regex_search(e.message, m, re)) {
+      auto digits = m[1].str();
+      auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), code);
+      if (ec == std::errc() && ptr == digits.data() + digits.size()) e.aad_codes.push_back(code);
+    }
   }
   // AAD descriptions carry "\r\nTrace ID: ..." lines: keep the first line in the message.
   if (auto cut = e.message.find("\r\n"); cut != std::string::npos) e.message.resize(cut);

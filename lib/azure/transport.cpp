@@ -1,5 +1,6 @@
 #include "azure/transport.hpp"
 
+#include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <ctime>
@@ -57,21 +58,28 @@ std::string form_encode(const std::vector<std::pair<std::string, std::string>>& 
   return out;
 }
 
+// One header must not lock a direction out for longer than this (a hostile or broken reply
+// could otherwise stop all ARM calls for years).
+constexpr std::chrono::seconds kMaxRetryAfter{3600};
+
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value, SystemTime now) {
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   if (value.empty()) return std::nullopt;
   bool digits = value.size() <= 9;
   for (char c : value) digits = digits && c >= '0' && c <= '9';
-  if (digits) return std::chrono::seconds(std::stol(std::string(value)));
+  if (digits) return std::min(std::chrono::seconds(std::stol(std::string(value))), kMaxRetryAfter);
   // HTTP date, e.g. "Wed, 21 Oct 2015 07:28:00 GMT".
   std::tm tm{};
   std::string text(value);
   const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (!end || *end) return std::nullopt;
+  if (tm.tm_year > 2200 - 1900) return kMaxRetryAfter;  // far future: the cap (and no overflow)
   auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
+  auto secs = static_cast<long long>(timegm(&tm));
+  if (secs < 0 || secs > 9'000'000'000LL) return kMaxRetryAfter;  // far future: the cap
   auto d = std::chrono::duration_cast<std::chrono::seconds>(at - now);
-  return d.count() < 0 ? std::chrono::seconds(0) : d;
+  return d.count() < 0 ? std::chrono::seconds(0) : std::min(d, kMaxRetryAfter);
 }
 
 std::string join_url(std::string_view base, std::string_view path) {

@@ -111,7 +111,11 @@ std::string text(std::string_view s) {
         bool quoted = s[v] == '"';
         std::size_t vs = quoted ? v + 1 : v;
         if (lower(s.substr(vs, 7)) == "bearer ") vs += 7;  // "Authorization: Bearer <token>"
-        std::size_t ve = value_end(s, vs, quoted);
+        else if (lower(s.substr(vs, 6)) == "basic ") vs += 6;
+        // A cookie header holds several pairs: mask up to the end of the line.
+        std::size_t ve = lower(key).find("cookie") != std::string::npos && !quoted
+                             ? std::min(s.find('\n', vs), s.size())
+                             : value_end(s, vs, quoted);
         if (ve > vs) {
           out.append(s.substr(i, vs - i));
           out += secret(s.substr(vs, ve - vs));

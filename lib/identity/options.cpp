@@ -158,12 +158,12 @@ MicOptions parse_mic_options(std::span<const std::string> args) {
 
 NmiOptions parse_nmi_options(std::span<const std::string> args) {
   auto o = parse<NmiOptions>("nmi", args, define_nmi);
+  if (o.metadata_ip.find(':') != std::string::npos)
+    throw FlagError(fmt::format("invalid value {} for flag --metadata-ip: must be an IPv4 address (the redirect "
+                                "uses iptables, as IMDS is IPv4)", quote(o.metadata_ip)));
   if (o.operation_mode == "managed" && !o.force_namespaced)
     throw FlagError("flag --operation-mode=managed requires --forceNamespaced=true (or FORCENAMESPACED=true)");
-  if (o.imds_endpoint.empty()) {
-    bool v6 = o.metadata_ip.find(':') != std::string::npos;
-    o.imds_endpoint = fmt::format("http://{}{}{}:{}", v6 ? "[" : "", o.metadata_ip, v6 ? "]" : "", o.metadata_port);
-  }
+  if (o.imds_endpoint.empty()) o.imds_endpoint = fmt::format("http://{}:{}", o.metadata_ip, o.metadata_port);
   return o;
 }
 

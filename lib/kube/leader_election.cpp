@@ -1,5 +1,6 @@
 #include "kube/leader_election.hpp"
 
+#include <cstdint>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -120,7 +121,10 @@ asio::awaitable<LeaderElector::Attempt> LeaderElector::try_acquire_or_renew(std:
   next.renew_time = format_micro_time(now_wall);
   if (!was_mine) {
     next.acquire_time = format_micro_time(now_wall);
-    if (exists) next.lease_transitions = lease.lease_transitions.value_or(0) + 1;
+    if (exists) {
+      int previous = lease.lease_transitions.value_or(0);
+      next.lease_transitions = previous >= INT32_MAX || previous < 0 ? 0 : previous + 1;  // no overflow
+    }
     else next.lease_transitions = 0;
   }
   Result<RawResponse> put = Error{};

@@ -1,5 +1,6 @@
 #include "kube/models.hpp"
 
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <boost/json/value.hpp>
@@ -54,12 +55,16 @@ class Reader {
     }
   }
   void integer(const char* key, int& out) {
+    // 32-bit fields: a larger value is an error for this object, never silently truncated.
     if (auto* v = find(key)) {
-      if (v->is_int64()) out = static_cast<int>(v->get_int64());
-      else if (v->is_uint64()) out = static_cast<int>(v->get_uint64());
-      else if (v->is_double() && v->get_double() == static_cast<int>(v->get_double()))
+      if (v->is_int64() && v->get_int64() >= INT32_MIN && v->get_int64() <= INT32_MAX)
+        out = static_cast<int>(v->get_int64());
+      else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT32_MAX))
+        out = static_cast<int>(v->get_uint64());
+      else if (v->is_double() && v->get_double() >= INT32_MIN && v->get_double() <= INT32_MAX &&
+               v->get_double() == static_cast<double>(static_cast<int>(v->get_double())))
         out = static_cast<int>(v->get_double());
-      else fail(key, "integer");
+      else fail(key, "32-bit integer");
     }
   }
   void integer(const char* key, std::optional<int>& out) {

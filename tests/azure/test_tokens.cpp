@@ -7,6 +7,7 @@
 
 #include "azure/retry.hpp"
 #include "azure/token.hpp"
+#include "azure/transport.hpp"
 #include "fake_clock.hpp"
 #include "support/async.hpp"
 
@@ -188,4 +189,26 @@ TEST_CASE("cancellation: copies share the state; none() never cancels; SystemClo
   Cancellation done;
   done.cancel();
   CHECK_FALSE(test::run_async(io, system_clock().sleep(1ms, done)));
+}
+
+TEST_CASE("hostile numbers never throw or overflow") {
+  // An AADSTS code too long for 64 bits is simply not recorded.
+  auto huge = token_http_error(Upstream::aad, 400,
+                               R"({"error":"invalid_request","error_description":"AADSTS99999999999999999999: nope"})",
+                               "", kNow);
+  CHECK(huge.status == 400);
+  CHECK(huge.aad_codes.empty());
+  // expires_on beyond what a time_point holds falls back to expires_in; both unusable is an error.
+  auto far = parse_token_response(R"({"access_token":"t","expires_on":"99999999999999","expires_in":"60"})", kNow);
+  REQUIRE(far);
+  CHECK(far->expires_on == kNow + std::chrono::seconds(60));
+  CHECK_FALSE(parse_token_response(R"({"access_token":"t","expires_on":1e300,"expires_in":"99999999999999"})", kNow));
+  CHECK_FALSE(parse_token_response(R"({"access_token":"t","expires_on":"12/31/9999 11:59:59 PM +00:00"})", kNow));
+}
+
+TEST_CASE("Retry-After is capped at an hour") {
+  CHECK(aad::azure::parse_retry_after("5", kNow) == std::chrono::seconds(5));
+  CHECK(aad::azure::parse_retry_after("999999999", kNow) == std::chrono::seconds(3600));
+  CHECK(aad::azure::parse_retry_after("Wed, 21 Oct 2300 07:28:00 GMT", kNow) == std::chrono::seconds(3600));
+  CHECK_FALSE(aad::azure::parse_retry_after("soon", kNow));
 }

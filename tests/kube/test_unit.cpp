@@ -179,7 +179,7 @@ TEST_CASE("codecs: missing optional fields default, a wrong type is a clear erro
   CHECK_THAT(badlabels.error().message, Catch::Contains("metadata.labels"));
   auto id = kube::AzureIdentity::decode(obj(R"({"metadata":{"name":"i"},"spec":{"type":"0"}})"));
   REQUIRE_FALSE(id);
-  CHECK_THAT(id.error().message, Catch::Contains("spec.type: expected integer"));
+  CHECK_THAT(id.error().message, Catch::Contains("spec.type: expected 32-bit integer"));
   auto aai = kube::AzureAssignedIdentity::decode(
       obj(R"({"metadata":{"name":"a"},"spec":{"azureIdentityRef":{"spec":{"clientID":7}}}})"));
   REQUIRE_FALSE(aai);
@@ -357,4 +357,14 @@ TEST_CASE("change notifier: timeout, wake-up by notify, generations, notifier de
   io.restart();
   io.run_for(5s);
   CHECK(woke == std::vector<bool>{true});
+}
+
+TEST_CASE("32-bit fields reject larger numbers instead of truncating them") {
+  auto big = obj(R"({"metadata":{"name":"i","namespace":"n"},"spec":{"type":4294967297,"clientID":"c"}})");
+  auto decoded = kube::AzureIdentity::decode(big);
+  REQUIRE_FALSE(decoded);
+  CHECK(decoded.error().describe().find("type") != std::string::npos);
+  auto ok = kube::AzureIdentity::decode(obj(R"({"metadata":{"name":"i","namespace":"n"},"spec":{"type":1}})"));
+  REQUIRE(ok);
+  CHECK(ok->type == 1);
 }

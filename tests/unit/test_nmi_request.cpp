@@ -31,6 +31,14 @@ TEST_CASE("other routes") {
   CHECK(classify("/", false) == Route::proxy);
 }
 
+TEST_CASE("routes are chosen on the decoded path") {
+  CHECK(classify("/metadata/%69nstance", true) == Route::blocked_instance);
+  CHECK(classify("/METADATA/INSTANCE/compute", true) == Route::blocked_instance);
+  CHECK(classify("/metadata/identity/oauth2/%74oken", false) == Route::token);
+  CHECK(classify("/metadata/%zz", false) == Route::malformed_token);
+  CHECK(decode_path("/a%2Fb+c") == std::optional<std::string>("/a/b+c"));
+}
+
 TEST_CASE("token query parameters, decoded once") {
   QueryError err;
   auto q = parse_token_query(

@@ -106,8 +106,10 @@ TEST_CASE("NMI addresses and URLs are validated") {
   CHECK(error_of(parse_nmi_options, {"--imds-endpoint=::::"}).find("not an http:// or https:// URL") !=
         std::string::npos);
   CHECK(error_of(parse_nmi_options, {"--imds-endpoint=ftp://x/"}).find("not an http://") != std::string::npos);
-  CHECK(parse_nmi_options(Args{"--metadata-ip=fd00::254", "--metadata-port=8080"}).imds_endpoint ==
-        "http://[fd00::254]:8080");
+  CHECK(error_of(parse_nmi_options, {"--metadata-ip=fd00::254"}).find("must be an IPv4 address") !=
+        std::string::npos);
+  CHECK(parse_nmi_options(Args{"--metadata-ip=10.0.0.1", "--metadata-port=8080"}).imds_endpoint ==
+        "http://10.0.0.1:8080");
   CHECK(parse_nmi_options(Args{"--imds-endpoint=http://127.0.0.1:9999"}).imds_endpoint == "http://127.0.0.1:9999");
 }
 

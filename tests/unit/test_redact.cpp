@@ -44,6 +44,14 @@ TEST_CASE("form, JSON and header credentials are masked, their neighbours kept")
   CHECK(assertion.ends_with("&x=1"));
 }
 
+TEST_CASE("basic credentials and every cookie pair are masked") {
+  auto basic = redact::text("Authorization: Basic dXNlcjpwYXNz");
+  CHECK(basic.find("dXNlcjpwYXNz") == std::string::npos);
+  auto cookie = redact::text("Cookie: a=b; other=SECRET\nnext line");
+  CHECK(cookie.find("SECRET") == std::string::npos);
+  CHECK(cookie.ends_with("\nnext line"));
+}
+
 TEST_CASE("plain text passes through unchanged") {
   std::string s = "pod default/demo matched identity demo-id (clientID 00000000-0000-0000-0000-000000000000)";
   CHECK(redact::text(s) == s);

@@ -43,7 +43,11 @@ int hex_value(char c) {
 
 }  // namespace
 
-Route classify(std::string_view path, bool block_instance_metadata) {
+Route classify(std::string_view raw_path, bool block_instance_metadata) {
+  // Match on the decoded path, as Go's router did, so "%69nstance" cannot slip past a block.
+  auto decoded = decode_path(raw_path);
+  if (!decoded) return Route::malformed_token;  // a broken escape is never proxied
+  std::string_view path = *decoded;
   if (metadata_prefix(path, "/identity/oauth2/token")) {
     auto tail = path.substr(std::string_view("/metadata/identity/oauth2/token").size());
     // msal-node appends a slash; anything else after "token" is not a token path.
@@ -51,8 +55,27 @@ Route classify(std::string_view path, bool block_instance_metadata) {
   }
   if (looks_like_token_path(path)) return Route::malformed_token;
   if (path == "/host/token" || path == "/host/token/") return Route::host_token;
-  if (block_instance_metadata && metadata_prefix(path, "/instance")) return Route::blocked_instance;
+  // Blocking is a security control: "instance" in any case is blocked too.
+  if (block_instance_metadata && path.size() >= 18 && iequals(path.substr(0, 18), "/metadata/instance"))
+    return Route::blocked_instance;
   return Route::proxy;
+}
+
+std::optional<std::string> decode_path(std::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%') {
+      out.push_back(path[i]);
+      continue;
+    }
+    if (i + 2 >= path.size()) return std::nullopt;
+    int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
 }
 
 std::pair<std::string_view, std::string_view> split_target(std::string_view target) {

@@ -17,7 +17,11 @@ enum class Route {
   proxy,             // everything else goes to IMDS
 };
 
+// Classifies the percent-decoded path (a malformed escape is a malformed request).
 Route classify(std::string_view path, bool block_instance_metadata);
+
+// Percent-decodes a URL path ('+' stays '+'). nullopt on a bad escape.
+std::optional<std::string> decode_path(std::string_view path);
 
 // The token query. Values are percent-decoded once, exactly as IMDS and the original read them;
 // `resource` is then passed on byte for byte.
