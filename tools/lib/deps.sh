@@ -75,6 +75,21 @@ ensure_node_sdks() {
   export EMULATOR_SDK_NODE_PATH="$dir/node_modules" AAD_NODE_PATH="$dir/node_modules"
 }
 
+# The Azure CLI in its own virtualenv (it pins many packages of its own), keyed by its pinned version.
+ensure_azure_cli() {
+  local req="$AAD_ROOT/tests/e2e/azure-cli-requirements.txt"
+  local key; key=$( (python3 --version; cat "$req") | sha256sum | cut -c1-12)
+  local venv="$AAD_CACHE/azure-cli-$(sed -n 's/^azure-cli==//p' "$req")-$key"
+  if [[ ! -x $venv/bin/az || ! -f $venv/.complete ]]; then
+    aad_step "installing the Azure CLI into $venv (once; a few minutes)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
+    touch "$venv/.complete"
+  fi
+  export AAD_AZ="$venv/bin/az"
+}
+
 # The sanitizer test build in build/: configured once (and kept a sanitizer build).
 configure_test_build() {
   local dir="$AAD_ROOT/build"
