@@ -230,6 +230,21 @@ TEST_CASE("CRD codecs: section 1 field names, embedded identity/binding, states"
   CHECK(id0.encode().at("spec").at("type") == 0);  // type 0 is written explicitly
 }
 
+TEST_CASE("CRD codecs read the camelCase keys only, as v1.8.17's readers do") {
+  // v1.8.17 decodes through client-go's case-sensitive JSON (section 1.9.2): an object still
+  // carrying pre-1.6 keys is invisible until MIC's type upgrade (identity/mic/type_upgrade)
+  // rewrites it. Reading old keys here would assign and serve identities the original ignores.
+  auto id = kube::AzureIdentity::decode(obj(R"({"metadata":{"name":"id"},
+    "spec":{"ClientID":"c","ResourceID":"/subscriptions/s","clientid":"c2"}})"));
+  REQUIRE(id);
+  CHECK(id->client_id.empty());
+  CHECK(id->resource_id.empty());
+  CHECK(id->encode().at("spec").at("ClientID") == "c");  // kept for the upgrade to rename
+  auto b = kube::AzureIdentityBinding::decode(obj(R"({"metadata":{"name":"b"},"spec":{"Selector":"s"}})"));
+  REQUIRE(b);
+  CHECK(b->selector.empty());
+}
+
 TEST_CASE("secret, configmap, lease and event codecs") {
   auto s = kube::Secret::decode(obj(R"({"metadata":{"name":"s"},"type":"Opaque","data":{"clientSecret":")" +
                                         b64("p@ss\n") + R"("}})"));
