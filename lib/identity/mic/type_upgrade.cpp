@@ -5,7 +5,6 @@
 #include <boost/json/value.hpp>
 #include <functional>
 #include <map>
-#include <optional>
 #include <span>
 #include <string_view>
 
@@ -177,12 +176,11 @@ bool same_identity(const json::object& a, const json::object& b) {
   auto x = kube::AzureIdentity::decode(a);
   auto y = kube::AzureIdentity::decode(b);
   if (!x || !y) return false;
-  auto ref = [](const kube::AzureIdentity& i) {
-    return i.client_password ? std::pair(i.client_password->name, i.client_password->ns)
-                             : std::pair(std::string("\x01"), std::string());
-  };
+  const auto& p = x->client_password;
+  const auto& q = y->client_password;
+  bool same_secret = p.has_value() == q.has_value() && (!p || (p->name == q->name && p->ns == q->ns));
   return x->meta.uid == y->meta.uid && x->meta.annotations == y->meta.annotations && x->type == y->type &&
-         x->resource_id == y->resource_id && x->client_id == y->client_id && ref(*x) == ref(*y) &&
+         x->resource_id == y->resource_id && x->client_id == y->client_id && same_secret &&
          x->tenant_id == y->tenant_id && x->auxiliary_tenant_ids == y->auxiliary_tenant_ids &&
          x->ad_endpoint == y->ad_endpoint && x->ad_resource_id == y->ad_resource_id;
 }
