@@ -72,6 +72,7 @@ int serve_role(std::string_view role, const identity::CommonOptions& o, RoleHook
         boost::asio::detached);
   });
   io.run();
+  if (hooks.release) hooks.release();
   log::info("stopped");
   return 0;
 }

@@ -24,6 +24,9 @@ struct RoleHooks {
   std::function<bool(RoleRuntime&)> start;
   // Called on SIGTERM/SIGINT before the probe servers drain; the role releases what it holds.
   std::function<boost::asio::awaitable<void>()> stop;
+  // Called once the io_context has stopped, before it is destroyed: the role destroys what uses
+  // the io_context (timers, sockets), which must not outlive it.
+  std::function<void()> release;
 };
 
 void configure_logging(const identity::CommonOptions& options);

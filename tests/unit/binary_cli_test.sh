@@ -37,11 +37,23 @@ check bad-ip 2 'for flag --metadata-ip: not an IP address' -- --role=nmi --metad
 MIC_POD_NAMESPACE= check mic-needs-namespace 2 "MIC_POD_NAMESPACE must be set" -- --role=mic
 FORCENAMESPACED=perhaps check bad-env 2 'environment variable FORCENAMESPACED' -- --role=nmi
 
-# A role process: probes answer, readiness stays failed without an engine, SIGTERM drains.
+# A role process: probes answer, readiness stays failed while its caches cannot sync (the
+# apiserver in this kubeconfig does not exist), SIGTERM drains.
 probe=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 metrics=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nmiport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log=$(mktemp)
-"$bin" --role=nmi --http-probe-port="$probe" --prometheus-port="$metrics" --log-format=json 2>"$log" &
+kubeconfig=$(mktemp)
+cat >"$kubeconfig" <<'KC'
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: "x"}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+KC
+"$bin" --role=nmi --http-probe-port="$probe" --prometheus-port="$metrics" --log-format=json \
+  --node=cli-test-node --allow-network-plugin-kubenet --kubeconfig="$kubeconfig" --nmi-port="$nmiport" 2>"$log" &
 pid=$!
 for _ in $(seq 100); do curl -s "http://127.0.0.1:$probe/healthz" >/dev/null && break; sleep 0.1; done
 health=$(curl -s "http://127.0.0.1:$probe/healthz")
@@ -56,5 +68,5 @@ kill -TERM $pid; wait $pid; status=$?
 [[ $status == 0 ]] && echo "ok   sigterm" || { echo "FAIL sigterm exit $status"; fails=$((fails+1)); }
 python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$log" && echo "ok   json-logs" \
   || { echo "FAIL json logs"; cat "$log"; fails=$((fails+1)); }
-rm -f "$log"
+rm -f "$log" "$kubeconfig"
 exit $((fails > 0))

@@ -1,0 +1,203 @@
+#include "identity/nmi/handler.hpp"
+
+#include <fmt/format.h>
+
+#include "core/log.hpp"
+#include "identity/nmi/caller.hpp"
+#include "identity/nmi/request.hpp"
+#include "identity/nmi/token_response.hpp"
+
+namespace aad::identity::nmi {
+
+using namespace std::chrono;
+using http::Status;
+
+namespace {
+
+constexpr std::string_view kTokenPath = "/metadata/identity/oauth2/token";
+constexpr std::string_view kHostTokenPath = "/host/token";
+
+http::Response fail(const http::Request& req, Status status, std::string code, std::string description,
+                    std::optional<int> retry_after = std::nullopt) {
+  return error_response(req, Error{status, std::move(code), std::move(description), retry_after});
+}
+
+http::Response metadata_header_missing(const http::Request& req) {
+  // Byte for byte what IMDS (and the original) answer: SDK probes rely on it.
+  return fail(req, Status::bad_request, "invalid_request", "Required metadata header not specified");
+}
+
+bool metadata_header_ok(const http::Request& req) {
+  auto it = req.find("Metadata");
+  return it != req.end() && it->value() == "true";
+}
+
+std::string_view route_name(Route r) {
+  switch (r) {
+    case Route::token: return "token";
+    case Route::malformed_token: return "malformed_token";
+    case Route::host_token: return "host_token";
+    case Route::blocked_instance: return "blocked_instance";
+    case Route::proxy: return "proxy";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+struct Handler::Outcome {
+  std::string ns;        // caller pod's namespace, once known
+  std::string resource;  // the query's resource, once parsed
+};
+
+Handler::Handler(NodeState& state, Resolver& resolver, TokenService& tokens, Upstream& imds, ImdsLimiter& limiter,
+                 azure::Clock& clock, NmiMetrics* metrics, HandlerOptions options)
+    : state_(state), resolver_(resolver), tokens_(tokens), imds_(imds), limiter_(limiter), clock_(clock),
+      metrics_(metrics), options_(std::move(options)) {}
+
+http::Handler Handler::as_http_handler() {
+  return [this](http::Request& req, const http::RequestContext& ctx) { return handle(req, ctx); };
+}
+
+boost::asio::awaitable<http::Response> Handler::handle(http::Request& req, const http::RequestContext& ctx) {
+  auto start = steady_clock::now();
+  auto [path, query] = split_target(req.target());
+  auto route = classify(path, options_.block_instance_metadata);
+  Outcome out;
+  http::Response res;
+  switch (route) {
+    case Route::token: res = co_await token(req, ctx, query, out); break;
+    case Route::host_token: res = co_await host_token(req, ctx, query, out); break;
+    case Route::malformed_token: res = fail(req, Status::bad_request, "invalid_request", "Invalid request"); break;
+    case Route::blocked_instance:
+      res = fail(req, Status::forbidden, "forbidden", "Request blocked by AAD Pod Identity NMI");
+      break;
+    case Route::proxy: res = co_await proxy(req); break;
+  }
+  if (metrics_) {
+    double seconds = duration<double>(steady_clock::now() - start).count();
+    auto code = std::to_string(res.result_int());
+    metrics_->request_duration.with({std::string(route_name(route)), code}).observe(seconds);
+    if (route == Route::token || route == Route::host_token)
+      metrics_->operations
+          .with({std::string(route == Route::token ? kTokenPath : kHostTokenPath), code, out.ns, out.resource})
+          .observe(seconds);
+  }
+  co_return res;
+}
+
+boost::asio::awaitable<http::Response> Handler::token(const http::Request& req, const http::RequestContext& ctx,
+                                                      std::string_view query, Outcome& out) {
+  if (options_.metadata_header_required && !metadata_header_ok(req)) co_return metadata_header_missing(req);
+  QueryError qe;
+  auto q = parse_token_query(query, qe);
+  if (!q) co_return fail(req, Status::bad_request, "invalid_request", qe.description);
+  if (q->resource.empty()) co_return fail(req, Status::bad_request, "invalid_request", "parameter resource cannot be empty");
+  out.resource = q->resource;
+  auto ip = caller_ip(ctx.peer.address());
+  auto caller = co_await find_caller(state_, ip, options_.pod_wait);
+  if (!caller) {
+    if (metrics_) metrics_->kube_errors.with({"get_pod_list"}).inc();
+    if (caller.error().kind == CallerError::Kind::ambiguous)
+      co_return fail(req, Status::internal_server_error, "internal_error", caller.error().description);
+    co_return fail(req, Status::not_found, "pod_not_found", caller.error().description);
+  }
+  const kube::Pod& pod = **caller;
+  out.ns = pod.meta.ns;
+  auto exceptions = state_.exceptions(pod.meta.ns);
+  if (is_excepted(pod, raw_pointers(exceptions)) || is_mic_pod(pod, options_.mic_namespace)) {
+    log::debug(2, "excepted pod: token request goes straight to IMDS", {{"pod", pod.key()}});
+    auto res = co_await excepted_token(req);
+    co_return res;
+  }
+  if (!q->object_id.empty())
+    co_return fail(req, Status::bad_request, "invalid_request",
+                   "object_id is not supported by AAD Pod Identity; use client_id, msi_res_id or mi_res_id");
+  IdentityRequest wanted{q->client_id, q->resource_id};
+  auto res = co_await answer(req, pod, q->resource, wanted, false);
+  co_return res;
+}
+
+boost::asio::awaitable<http::Response> Handler::host_token(const http::Request& req, const http::RequestContext& ctx,
+                                                           std::string_view query, Outcome& out) {
+  auto name = req.find("podname");
+  auto ns = req.find("podns");
+  if (name == req.end() || ns == req.end() || name->value().empty() || ns->value().empty())
+    co_return fail(req, Status::bad_request, "invalid_request", "missing 'podname' and 'podns' from request header");
+  if (!ctx.peer.address().is_loopback() &&
+      !(ctx.peer.address().is_v6() && ctx.peer.address().to_v6().is_v4_mapped() &&
+        boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, ctx.peer.address().to_v6()).is_loopback()))
+    co_return fail(req, Status::internal_server_error, "internal_error", "request remote address is not from a host");
+  QueryError qe;
+  auto q = parse_token_query(query, qe);
+  if (!q) co_return fail(req, Status::bad_request, "invalid_request", qe.description);
+  if (q->resource.empty()) co_return fail(req, Status::bad_request, "invalid_request", "parameter resource cannot be empty");
+  out.resource = q->resource;
+  out.ns = std::string(ns->value());
+  auto pod = state_.pod(std::string(ns->value()), std::string(name->value()));
+  if (!pod || !can_call(*pod))
+    co_return fail(req, Status::not_found, "pod_not_found",
+                   fmt::format("pod {}/{} not found on this node", std::string(ns->value()), std::string(name->value())));
+  IdentityRequest wanted{q->client_id, q->resource_id};
+  auto res = co_await answer(req, *pod, q->resource, wanted, true);
+  co_return res;
+}
+
+boost::asio::awaitable<http::Response> Handler::answer(const http::Request& req, const kube::Pod& pod,
+                                                       const std::string& resource, const IdentityRequest& wanted,
+                                                       bool host_shape) {
+  auto resolution = co_await resolver_.resolve(pod, wanted);
+  if (!resolution.identity) {
+    log::debug(1, "no identity for request", {{"pod", pod.key()}, {"reason", resolution.reason}});
+    if (options_.set_retry_after_header && !host_shape)
+      co_return fail(req, Status::service_unavailable, "identity_not_found", resolution.reason, 20);
+    co_return fail(req, Status::not_found, "identity_not_found", resolution.reason);
+  }
+  const auto& identity = *resolution.identity;
+  auto tokens = co_await tokens_.get(identity, resource);
+  if (!tokens || tokens->empty()) {
+    auto e = tokens ? azure::local_error(azure::Error::Kind::parse, "no_token", "upstream returned no token")
+                    : tokens.error();
+    log::warning("token request failed",
+                 {{"pod", pod.key()}, {"identity", identity.meta.ns + "/" + identity.meta.name}, {"error", e.describe()}});
+    // An answer from IMDS/AAD refusing the token is final (403); anything else may pass (503).
+    bool refused = e.kind == azure::Error::Kind::http || e.kind == azure::Error::Kind::parse;
+    if (refused)
+      co_return fail(req, Status::forbidden, e.code.empty() ? "token_request_failed" : e.code, e.describe());
+    co_return fail(req, Status::service_unavailable, "service_unavailable", e.describe());
+  }
+  auto now = clock_.now();
+  std::string body = host_shape
+                         ? host_token_body(tokens->front(), identity.client_id, resource, now)
+                         : token_body(*tokens, identity.type == 1 && !identity.auxiliary_tenant_ids.empty(), resource, now);
+  co_return http::make_response(req, Status::ok, std::move(body), "application/json");
+}
+
+boost::asio::awaitable<http::Response> Handler::excepted_token(const http::Request& req) {
+  auto permit = co_await limiter_.acquire();
+  auto start = steady_clock::now();
+  auto res = co_await imds_.forward(req);
+  if (metrics_) {
+    auto [path, query] = split_target(req.target());
+    QueryError qe;
+    auto q = parse_token_query(query, qe);
+    std::string op = q && (!q->client_id.empty() || !q->resource_id.empty() || !q->object_id.empty())
+                         ? "adal_token_msi_userassignedid"
+                         : "adal_token_msi";
+    if (res.result_int() == 200)
+      metrics_->imds_duration.with({op}).observe(duration<double>(steady_clock::now() - start).count());
+    else
+      metrics_->imds_errors.with({op}).inc();
+  }
+  co_return res;
+}
+
+boost::asio::awaitable<http::Response> Handler::proxy(const http::Request& req) {
+  if (options_.metadata_header_required && !metadata_header_ok(req)) co_return metadata_header_missing(req);
+  if (req.method() == http::Verb::unknown)
+    co_return fail(req, Status::method_not_allowed, "invalid_request", "unsupported HTTP method");
+  auto res = co_await imds_.forward(req);
+  co_return res;
+}
+
+}  // namespace aad::identity::nmi

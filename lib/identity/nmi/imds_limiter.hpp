@@ -1,0 +1,65 @@
+#pragma once
+// NMI's own limit on what it sends to IMDS, which allows a VM 20 token requests per second and
+// 5 at a time: a token bucket plus a concurrency cap. Callers wait for a permit (cancellable)
+// and hold it for the duration of one upstream call.
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+
+#include "azure/cancel.hpp"
+#include "kube/notifier.hpp"
+#include "kube/rate.hpp"
+
+namespace aad::identity::nmi {
+
+struct LimiterOptions {
+  double per_second = 20;  // <= 0: unlimited
+  int burst = 20;
+  int concurrent = 5;      // <= 0: unlimited
+};
+
+class ImdsLimiter {
+ public:
+  using Now = std::function<std::chrono::steady_clock::time_point()>;
+  explicit ImdsLimiter(LimiterOptions options = {}, Now now = [] { return std::chrono::steady_clock::now(); });
+
+  // Releases its slot when destroyed.
+  class Permit {
+   public:
+    Permit() = default;
+    explicit Permit(ImdsLimiter* owner) : owner_(owner) {}
+    Permit(Permit&& o) noexcept : owner_(std::exchange(o.owner_, nullptr)) {}
+    Permit& operator=(Permit&& o) noexcept {
+      release();
+      owner_ = std::exchange(o.owner_, nullptr);
+      return *this;
+    }
+    ~Permit() { release(); }
+    explicit operator bool() const { return owner_ != nullptr; }
+
+   private:
+    void release();
+    ImdsLimiter* owner_ = nullptr;
+  };
+
+  // A permit now, or an empty one when the rate or the concurrency cap says wait.
+  Permit try_acquire();
+  // Waits for a permit; throws operation_aborted when the calling coroutine is cancelled, and
+  // returns an empty permit when `cancel` fires (detached work cancelled by its requesters).
+  boost::asio::awaitable<Permit> acquire(const azure::Cancellation& cancel = azure::Cancellation::none());
+
+  int active() const { return active_; }
+  std::size_t waiting() const { return waiting_; }
+
+ private:
+  void released();
+  LimiterOptions options_;
+  Now now_;
+  kube::TokenBucket bucket_;
+  int active_ = 0;
+  std::size_t waiting_ = 0;
+  kube::ChangeNotifier freed_;
+};
+
+}  // namespace aad::identity::nmi

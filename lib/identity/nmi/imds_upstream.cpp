@@ -1,0 +1,51 @@
+#include "identity/nmi/imds_upstream.hpp"
+
+#include <array>
+
+#include "core/log.hpp"
+#include "identity/nmi/request.hpp"
+
+namespace aad::identity::nmi {
+
+namespace bhttp = boost::beast::http;
+
+bool is_hop_by_hop(std::string_view header) {
+  static constexpr std::array<std::string_view, 11> kHop = {
+      "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
+      "trailer", "transfer-encoding", "upgrade", "content-length", "host"};
+  for (auto h : kHop)
+    if (h.size() == header.size() &&
+        std::equal(h.begin(), h.end(), header.begin(), [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
+      return true;
+  return false;
+}
+
+HttpUpstream::HttpUpstream(http::Client& client, std::string base_url, std::chrono::milliseconds timeout)
+    : client_(client), base_url_(std::move(base_url)), timeout_(timeout) {
+  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+}
+
+boost::asio::awaitable<http::Response> HttpUpstream::forward(const http::Request& req) {
+  http::ClientRequest out;
+  out.method = req.method();
+  out.url = base_url_ + std::string(req.target());
+  for (const auto& f : req)
+    if (!is_hop_by_hop(f.name_string())) out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  out.body = req.body();
+  out.timeout = timeout_;
+  auto r = co_await client_.send(out);
+  if (!r) {
+    log::warning("IMDS unreachable", {{"target", std::string(req.target())}, {"error", r.error().message()}});
+    Error e{http::Status::internal_server_error, "internal_error",
+            "failed to reach the instance metadata service: " + r.error().message(), std::nullopt};
+    co_return error_response(req, e);
+  }
+  http::Response res{static_cast<bhttp::status>(r->status), req.version()};
+  for (const auto& f : r->headers)
+    if (!is_hop_by_hop(f.name_string())) res.insert(f.name_string(), f.value());
+  res.body() = std::move(r->body);
+  res.prepare_payload();
+  co_return res;
+}
+
+}  // namespace aad::identity::nmi

@@ -1,0 +1,24 @@
+#pragma once
+// NMI's metrics: the original's names (behaviour reference 3.18, prefix aadpodidentity_) plus a
+// fine-grained request latency histogram and token cache counters.
+#include "core/metrics.hpp"
+
+namespace aad::identity::nmi {
+
+struct NmiMetrics {
+  explicit NmiMetrics(metrics::Registry& registry);
+
+  // Original: operation_type = route path, status_code, namespace (caller pod), resource.
+  metrics::Family<metrics::Histogram>& operations;
+  // Original: imds_operations_duration_seconds / imds_operations_errors_count by operation_type
+  // (adal_token_msi_userassignedid, adal_token_msi, adal_token).
+  metrics::Family<metrics::Histogram>& imds_duration;
+  metrics::Family<metrics::Counter>& imds_errors;
+  // Original: kubernetes_api_operations_errors_count (get_pod_list, get_secret).
+  metrics::Family<metrics::Counter>& kube_errors;
+  // New: every request by route and status, buckets from 0.25 ms.
+  metrics::Family<metrics::Histogram>& request_duration;
+  metrics::Family<metrics::Counter>& token_cache;  // result = hit / miss / shared
+};
+
+}  // namespace aad::identity::nmi

@@ -1,0 +1,71 @@
+#pragma once
+// Tokens per identity, cached and fetched single-flight.
+// - The cache key is the identity's upstream credential (type, client/resource id, tenant,
+//   authority, secret reference, auxiliary tenants) plus the resource: never the pod or its IP,
+//   so a pod only ever receives tokens of the identity it was resolved to.
+// - A cached token is served until `margin` before its earliest expiry.
+// - Concurrent requests for one key share one upstream fetch. The fetch runs on its own and is
+//   cancelled only when every request waiting for it has gone (client disconnects).
+// - `enabled = false` (--token-cache=false): every request fetches (still cancellable).
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "azure/clock.hpp"
+#include "identity/nmi/token_fetcher.hpp"
+
+namespace aad::identity::nmi {
+
+struct TokenServiceOptions {
+  bool enabled = true;
+  std::chrono::seconds margin{300};
+  std::function<void(std::string_view result)> on_lookup;  // "hit", "miss" or "shared" (metrics)
+};
+
+// The key described above (exposed for tests).
+std::string token_cache_key(const kube::AzureIdentity& identity, const std::string& resource);
+
+class TokenService {
+ public:
+  TokenService(boost::asio::any_io_executor executor, TokenFetcher& fetcher, azure::Clock& clock,
+               TokenServiceOptions options = {});
+  ~TokenService();
+
+  // Throws operation_aborted when the calling coroutine is cancelled.
+  boost::asio::awaitable<azure::Result<std::vector<azure::Token>>> get(const kube::AzureIdentity& identity,
+                                                                       const std::string& resource);
+
+  struct Stats {
+    std::uint64_t hits = 0, misses = 0, shared = 0, fetches = 0, cancelled_fetches = 0;
+  };
+  const Stats& stats() const { return stats_; }
+  std::size_t cached() const { return cache_.size(); }
+  void clear() { cache_.clear(); }
+
+  struct Flight;
+
+ private:
+  boost::asio::awaitable<void> run_flight(std::shared_ptr<Flight> flight);
+  void drop_expired(azure::SystemTime now);
+
+  struct Entry {
+    std::vector<azure::Token> tokens;
+    azure::SystemTime fresh_until;
+  };
+  boost::asio::any_io_executor executor_;
+  TokenFetcher& fetcher_;
+  azure::Clock& clock_;
+  TokenServiceOptions options_;
+  std::map<std::string, Entry> cache_;
+  std::map<std::string, std::shared_ptr<Flight>> flights_;
+  std::uint64_t next_private_ = 0;
+  Stats stats_;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace aad::identity::nmi
