@@ -1,11 +1,131 @@
-// --role=mic: the controller (issue 7).
+// --role=mic: the controller (issue 7). Wires the leader-elected MIC controller into the
+// shared process skeleton: cloud config and ARM client, kube client, health and metrics.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 
 #include "app/role_process.hpp"
 #include "app/run_role.hpp"
+#include "azure/clock.hpp"
 #include "core/log.hpp"
+#include "identity/mic/azure_setup.hpp"
+#include "identity/mic/controller.hpp"
+#include "kube/config.hpp"
 
 namespace aad::app {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Everything the MIC role owns for the life of the process.
+struct MicRole {
+  std::unique_ptr<kube::Client> kube;
+  std::unique_ptr<identity::mic::AzureSetup> azure;
+  std::unique_ptr<identity::mic::Controller> controller;
+  bool finished = false;
+
+  boost::asio::awaitable<void> run() {
+    auto end = co_await controller->run();
+    finished = true;
+    if (end == kube::LeadershipEnd::lost) {
+      // As the original: a replica that lost the lease exits and is restarted clean.
+      log::error("exiting: leadership lost", "lease not renewed in time or taken over", {});
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+  }
+
+  // SIGTERM: release the lease (so another replica takes over at once), bounded wait.
+  boost::asio::awaitable<void> stop() {
+    if (!controller) co_return;
+    controller->stop();
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+    for (int i = 0; i < 50 && !finished; ++i) {
+      t.expires_after(100ms);
+      co_await t.async_wait(boost::asio::use_awaitable);
+    }
+  }
+};
+
+// Ties the role's lifetime to the io_context: when the io_context goes away, asio shuts every
+// service down before destroying any, so the role (and its timers, sockets and TLS streams)
+// is destroyed here while all the services those I/O objects use still exist.
+class RoleHolder final : public boost::asio::execution_context::service {
+ public:
+  using key_type = RoleHolder;
+  static inline boost::asio::execution_context::id id;
+  explicit RoleHolder(boost::asio::execution_context& ctx) : service(ctx) {}
+  std::shared_ptr<MicRole> role;
+
+ private:
+  void shutdown() override { role.reset(); }
+};
+
+bool start_mic(const identity::MicOptions& o, RoleRuntime& rt, MicRole& role) {
+  kube::Config config;
+  try {
+    config = kube::load(o.kubeconfig);
+  } catch (const std::exception& e) {
+    log::error("cannot load the Kubernetes client configuration", e.what(), {});
+    return false;
+  }
+  kube::ClientOptions ko;
+  ko.qps = o.client_qps;
+  ko.burst = static_cast<int>(o.client_qps);  // the original: burst = QPS
+  if (ko.burst < 1) ko.burst = 1;
+  ko.user_agent_suffix = o.custom_user_agent;
+  role.kube = std::make_unique<kube::Client>(rt.io.get_executor(), config, ko);
+
+  auto azure = identity::mic::make_azure_setup(rt.io.get_executor(), o.cloudconfig, o.custom_user_agent);
+  if (!azure) {
+    log::error("cannot set up the Azure client", azure.error().describe(), {{"cloudconfig", o.cloudconfig}});
+    return false;
+  }
+  role.azure = std::move(*azure);
+
+  identity::mic::ControllerOptions co;
+  co.election.ns = o.leader_election_namespace.empty() ? o.mic_pod_namespace : o.leader_election_namespace;
+  co.election.name = o.leader_election_name;
+  co.election.identity =
+      o.leader_election_instance.empty() ? kube::LeaderElector::default_identity() : o.leader_election_instance;
+  co.election.lease_duration = std::chrono::duration_cast<std::chrono::milliseconds>(o.leader_election_duration);
+  co.election.renew_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(o.leader_election_renew_deadline);
+  co.election.retry_period = std::chrono::duration_cast<std::chrono::milliseconds>(o.leader_election_retry_period);
+  auto& e = co.engine;
+  e.force_namespaced = o.force_namespaced;
+  e.immutable_client_ids = identity::mic::immutable_client_ids(o.immutable_identities(), role.azure->config);
+  e.default_subscription = role.azure->config.subscription_id;
+  e.default_resource_group = role.azure->config.resource_group;
+  e.resync_period = std::chrono::duration_cast<std::chrono::milliseconds>(o.sync_retry_duration);
+  e.drift_interval = std::chrono::duration_cast<std::chrono::milliseconds>(o.identity_assignment_reconcile_interval);
+  e.update.max_retries = static_cast<int>(o.update_user_msi_max_retry);
+  e.update.retry_interval = std::chrono::duration_cast<std::chrono::milliseconds>(o.update_user_msi_retry_interval);
+  try {
+    role.controller = std::make_unique<identity::mic::Controller>(*role.kube, *role.azure->arm,
+                                                                  azure::system_clock(), rt.registry, co);
+  } catch (const std::invalid_argument& ex) {
+    log::error("invalid leader election settings", ex.what(), {});
+    return false;
+  }
+  // ---- v1.6 type upgrade call site (behaviour reference 1.9) ----
+  // The upgrade lands as lib/identity/mic/type_upgrade.{hpp,cpp} (another change); it runs here,
+  // once per leadership, before any reconcile. Until then --enable-type-upgrade has no effect.
+  role.controller->on_leading = [&o]() -> boost::asio::awaitable<bool> {
+    if (o.enable_type_upgrade) log::debug(1, "v1.6 type upgrade not available in this build");
+    co_return true;
+  };
+  role.controller->attach_health(rt.health);
+  log::info("MIC starting", {{"lease", co.election.ns + "/" + co.election.name}, {"identity", co.election.identity},
+                             {"cloudconfig", role.azure->config.source}});
+  boost::asio::co_spawn(rt.io, role.run(), boost::asio::detached);
+  return true;
+}
+
+}  // namespace
 
 int run_mic(const identity::MicOptions& o) {
   configure_logging(o);
@@ -14,12 +134,15 @@ int run_mic(const identity::MicOptions& o) {
     return 2;
   }
   RoleHooks hooks;
-  hooks.start = [](RoleRuntime& rt) {
-    rt.health.add_readiness_check("mic-engine", [] { return false; });
-    log::error("role engine unavailable in this build; serving probes only (readiness stays failed)",
-               "the MIC controller is not implemented yet (issue 7)", {{"role", "mic"}});
-    return true;
+  MicRole* current = nullptr;
+  hooks.start = [&o, &current](RoleRuntime& rt) {
+    auto role = std::make_shared<MicRole>();
+    bool ok = start_mic(o, rt, *role);
+    current = role.get();
+    boost::asio::use_service<RoleHolder>(rt.io).role = std::move(role);
+    return ok;
   };
+  hooks.stop = [&current]() { return current->stop(); };
   return serve_role("mic", o, std::move(hooks));
 }
 

@@ -1,0 +1,349 @@
+// The MIC controller in-process against the real kube-apiserver and the Azure emulator: the
+// acceptance scenarios of the original's e2e suite that need no real cloud (behaviour
+// reference section 6), plus ARM call counting for coalescing, resyncs and throttling.
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+
+#include "mic_fixture.hpp"
+
+using namespace aad;
+using namespace aad::test::mic;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+using verb = boost::beast::http::verb;
+
+namespace {
+
+std::string low(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// One VMSS with two nodes, one identity and its binding in the test namespace.
+struct OneIdentity {
+  MicFixture& f;
+  std::string vmss;
+  AzureIdentityInfo id;
+  explicit OneIdentity(MicFixture& fx, std::vector<std::string> preexisting = {}, bool system = false) : f(fx) {
+    id = f.azure_identity("id1");
+    vmss = f.make_vmss("pool", preexisting, system);
+    f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+    f.create_node("pool-1", f.vmss_provider_id("pool", 1));
+    f.create_identity("id1", id);
+    f.create_binding("b1", "id1", "sel1");
+  }
+};
+
+}  // namespace
+
+TEST_CASE("mic: single identity assigned with its pod and removed with it", "[mic][integration]") {
+  MicFixture f;
+  OneIdentity s(f);
+  REQUIRE(f.wait_for([&] { return f.mic->engine().caches_synced() && f.mic->leading(); }));
+  auto start = std::chrono::steady_clock::now();
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }));
+  auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("figure: pod create -> AAI Assigned: %.2f s\n", elapsed);
+  auto a = f.aai(name);
+  REQUIRE(a);
+  CHECK(a->meta.labels.at("nodename") == "pool-0");
+  CHECK(a->pod == "p1");
+  CHECK(a->pod_namespace == f.ns);
+  CHECK(a->node_name == "pool-0");
+  CHECK(a->meta.finalizers == std::vector<std::string>{"azureassignedidentity.finalizers.aadpodidentity.k8s.io"});
+  REQUIRE(a->azure_identity_ref);
+  CHECK(a->azure_identity_ref->client_id == s.id.client_id);
+  CHECK(a->azure_binding_ref->meta.name == "b1");
+  CHECK(f.assigned(s.vmss) == std::set<std::string>{low(s.id.resource_id)});
+  CHECK(f.arm_calls("arm-patch") == 1);
+  // The binding got a "binding applied" event.
+  REQUIRE(f.wait_for([&] {
+    for (const auto& e : f.events_for(f.ns, "b1"))
+      if (e.reason == "binding applied" && e.type == "Normal") return true;
+    return false;
+  }, 10s));
+
+  f.delete_pod("p1");
+  REQUIRE(f.wait_for([&] { return f.aai_gone(name); }));
+  CHECK(f.assigned(s.vmss).empty());
+  CHECK(f.arm_calls("arm-patch") == 2);
+}
+
+TEST_CASE("mic: resyncs and metadata edits cause no ARM call and no AAI rewrite", "[mic][integration]") {
+  MicTestOptions o;
+  o.resync_period = 1s;
+  o.drift_interval = 1500ms;  // a drift check is one GET and no PATCH when nothing drifted
+  MicFixture f(o);
+  OneIdentity s(f);
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }));
+  auto rv = f.aai(name)->meta.resource_version;
+  auto patches = f.arm_calls("arm-patch");
+  // A metadata-only edit of the identity and binding (the original rewrote AAIs for these).
+  f.kube.kubectl({"label", "azureidentity", "id1", "-n", f.ns, "touched=yes"});
+  f.kube.kubectl({"annotate", "azureidentitybinding", "b1", "-n", f.ns, "touched=yes"});
+  f.settle(4s);  // several resyncs and drift checks
+  CHECK(f.aai(name)->meta.resource_version == rv);
+  CHECK(f.arm_calls("arm-patch") == patches);
+  CHECK(f.mic->engine().stats().reconciles >= 3);
+}
+
+TEST_CASE("mic: deleting the identity or the binding removes the AAI and the identity", "[mic][integration]") {
+  MicFixture f;
+  OneIdentity s(f);
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }));
+  SECTION("identity") { f.delete_identity("id1"); }
+  SECTION("binding") { f.delete_binding("b1"); }
+  REQUIRE(f.wait_for([&] { return f.aai_gone(name); }));
+  CHECK(f.assigned(s.vmss).empty());
+}
+
+TEST_CASE("mic: identity updated to another Azure identity moves the assignment", "[mic][integration]") {
+  MicFixture f;
+  OneIdentity s(f);
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }));
+  auto id2 = f.azure_identity("id2");
+  f.update_identity("id1", id2);
+  REQUIRE(f.wait_for([&] {
+    auto a = f.aai(name);
+    return a && a->status == "Assigned" && a->azure_identity_ref->client_id == id2.client_id;
+  }));
+  REQUIRE(f.wait_for([&] { return f.assigned(s.vmss) == std::set<std::string>{low(id2.resource_id)}; }, 10s));
+}
+
+TEST_CASE("mic: two pods on one VMSS share an identity; deleting one keeps it", "[mic][integration]") {
+  MicFixture f;
+  OneIdentity s(f);
+  f.create_pod("p1", "pool-0", "sel1");
+  f.create_pod("p2", "pool-1", "sel1");
+  REQUIRE(f.wait_for([&] {
+    return f.aai_status(f.aai_name("p1", "id1"), "Assigned") && f.aai_status(f.aai_name("p2", "id1"), "Assigned");
+  }));
+  f.delete_pod("p1");
+  REQUIRE(f.wait_for([&] { return f.aai_gone(f.aai_name("p1", "id1")); }));
+  f.settle(1s);
+  CHECK(f.assigned(s.vmss) == std::set<std::string>{low(s.id.resource_id)});
+  CHECK(f.aai_status(f.aai_name("p2", "id1"), "Assigned"));
+  // Same pod name in another namespace on the VMSS also keeps it (names compared with namespaces).
+  auto other = f.kube.new_namespace("mic-other");
+  f.create_pod("p2", "pool-0", "sel1", other);
+  REQUIRE(f.wait_for([&] { return f.aai_status("p2-" + other + "-id1", "Assigned"); }));
+  f.delete_pod("p2");
+  REQUIRE(f.wait_for([&] { return f.aai_gone(f.aai_name("p2", "id1")); }));
+  f.settle(1s);
+  CHECK(f.assigned(s.vmss) == std::set<std::string>{low(s.id.resource_id)});
+}
+
+TEST_CASE("mic: system-assigned and pre-existing user identities are untouched", "[mic][integration]") {
+  MicFixture f;
+  auto cluster = f.azure_identity("cluster-identity");
+  auto manual = f.azure_identity("manually-attached");
+  OneIdentity s(f, {cluster.resource_id, manual.resource_id}, true);
+  auto before = f.resource_view(s.vmss);
+  auto principal = json::value_to<std::string>(before.at("systemAssigned").as_object().at("principalId"));
+  // One pod uses id1 (MIC assigns it), another the manually attached identity.
+  f.create_identity("manual", manual);
+  f.create_binding("b-manual", "manual", "sel-manual");
+  f.create_pod("p1", "pool-0", "sel1");
+  f.create_pod("p2", "pool-1", "sel-manual");
+  REQUIRE(f.wait_for([&] {
+    return f.aai_status(f.aai_name("p1", "id1"), "Assigned") && f.aai_status(f.aai_name("p2", "manual"), "Assigned");
+  }));
+  CHECK(f.assigned(s.vmss) ==
+        std::set<std::string>{low(cluster.resource_id), low(manual.resource_id), low(s.id.resource_id)});
+  CHECK(f.aai(f.aai_name("p2", "manual"))->meta.annotations.at("aadpodidentity.k8s.io/found-on-vm") == "true");
+  f.delete_pod("p1");
+  f.delete_pod("p2");
+  REQUIRE(f.wait_for([&] { return f.aais().empty(); }));
+  f.settle(500ms);
+  // id1 (MIC's) removed; the cluster identity and the manually attached one stay.
+  CHECK(f.assigned(s.vmss) == std::set<std::string>{low(cluster.resource_id), low(manual.resource_id)});
+  auto after = f.resource_view(s.vmss);
+  CHECK(json::value_to<std::string>(after.at("systemAssigned").as_object().at("principalId")) == principal);
+  CHECK(json::value_to<std::string>(after.at("identityType")).find("SystemAssigned") != std::string::npos);
+}
+
+TEST_CASE("mic: an immutable identity stays after its pod is deleted", "[mic][integration]") {
+  MicTestOptions o;
+  o.immutable_client_ids = {"0c1d2e3f-aaaa-4bbb-8ccc-1234567890ab"};  // the flag value, lower-cased
+  MicFixture f(o);
+  auto vmss = f.make_vmss("pool");
+  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+  auto id = f.azure_identity("immutable", "0C1D2E3F-AAAA-4BBB-8CCC-1234567890AB");
+  f.create_identity("immutable", id);
+  f.create_binding("b1", "immutable", "sel1");
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "immutable");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }));
+  f.delete_pod("p1");
+  REQUIRE(f.wait_for([&] { return f.aai_gone(name); }));
+  f.settle(500ms);
+  CHECK(f.assigned(vmss) == std::set<std::string>{low(id.resource_id)});
+}
+
+TEST_CASE("mic: an identity removed by hand is re-added by the drift reconcile", "[mic][integration]") {
+  MicTestOptions o;
+  o.drift_interval = 2s;
+  MicFixture f(o);
+  OneIdentity s(f);
+  f.create_pod("p1", "pool-0", "sel1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(f.aai_name("p1", "id1"), "Assigned"); }));
+  f.emu.admin(verb::patch, "/admin/resource?id=" + s.vmss,
+              json::object{{"removeIdentities", json::array{json::value(s.id.resource_id)}}});
+  REQUIRE(f.assigned(s.vmss).empty());
+  REQUIRE(f.wait_for([&] { return f.assigned(s.vmss) == std::set<std::string>{low(s.id.resource_id)}; }, 30s));
+  CHECK(f.aai_status(f.aai_name("p1", "id1"), "Assigned"));
+}
+
+TEST_CASE("mic: one valid and two non-existent identities in one batch", "[mic][integration]") {
+  MicFixture f;
+  auto vmss = f.make_vmss("pool");
+  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+  auto good = f.azure_identity("good");
+  // Well-formed ids of identities that do not exist in Azure.
+  AzureIdentityInfo missing1{"/subscriptions/" + f.emu.subscription_id() +
+                                 "/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/missing1",
+                             "11111111-1111-4111-8111-111111111111"};
+  AzureIdentityInfo missing2{"/subscriptions/" + f.emu.subscription_id() +
+                                 "/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/missing2",
+                             "22222222-2222-4222-8222-222222222222"};
+  f.create_identity("good", good);
+  f.create_identity("missing1", missing1);
+  f.create_identity("missing2", missing2);
+  f.create_binding("b-good", "good", "sel");
+  f.create_binding("b-missing1", "missing1", "sel");
+  f.create_binding("b-missing2", "missing2", "sel");
+  f.create_pod("p1", "pool-0", "sel");
+  REQUIRE(f.wait_for([&] { return f.aai_status(f.aai_name("p1", "good"), "Assigned"); }));
+  f.settle(1s);
+  CHECK(f.aai_status(f.aai_name("p1", "missing1"), "Created"));
+  CHECK(f.aai_status(f.aai_name("p1", "missing2"), "Created"));
+  CHECK(f.assigned(vmss) == std::set<std::string>{low(good.resource_id)});
+  // A Warning event names the reason on the failed binding.
+  REQUIRE(f.wait_for([&] {
+    for (const auto& e : f.events_for(f.ns, "b-missing1"))
+      if (e.type == "Warning" && e.reason == "binding apply error" &&
+          e.message.find("FailedIdentityOperation") != std::string::npos)
+        return true;
+    return false;
+  }, 10s));
+  // Later invalid identities do not unassign the valid one.
+  f.create_pod("p2", "pool-0", "sel");
+  REQUIRE(f.wait_for([&] { return f.aai_status(f.aai_name("p2", "good"), "Assigned"); }));
+  f.settle(1s);
+  CHECK(f.assigned(vmss) == std::set<std::string>{low(good.resource_id)});
+  CHECK(f.aai_status(f.aai_name("p1", "good"), "Assigned"));
+}
+
+TEST_CASE("mic: name conflict across namespaces resolves to the first namespace", "[mic][integration]") {
+  MicFixture f;
+  auto vmss = f.make_vmss("pool");
+  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+  auto ns_a = f.kube.new_namespace("a-mic");  // sorts before "zz-..."
+  auto ns_z = f.kube.new_namespace("zz-mic");
+  auto id_a = f.azure_identity("from-a");
+  auto id_z = f.azure_identity("from-z");
+  f.create_identity("shared", id_z, 0, ns_z);
+  f.create_binding("shared", "shared", "sel", ns_z);
+  f.create_identity("shared", id_a, 0, ns_a);
+  f.create_binding("shared", "shared", "sel", ns_a);
+  f.create_pod("p1", "pool-0", "sel");
+  auto name = f.aai_name("p1", "shared");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }));
+  auto a = f.aai(name);
+  CHECK(a->azure_identity_ref->meta.ns == ns_a);
+  CHECK(a->azure_binding_ref->meta.ns == ns_a);
+  CHECK(f.assigned(vmss) == std::set<std::string>{low(id_a.resource_id)});
+  CHECK(f.aais().size() == 1);
+}
+
+TEST_CASE("mic: changing the pod's label moves the assignment", "[mic][integration]") {
+  MicFixture f;
+  OneIdentity s(f);
+  auto id2 = f.azure_identity("id2");
+  f.create_identity("id2", id2);
+  f.create_binding("b2", "id2", "sel2");
+  f.create_pod("p1", "pool-0", "sel1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(f.aai_name("p1", "id1"), "Assigned"); }));
+  f.relabel_pod("p1", "sel2");
+  REQUIRE(f.wait_for([&] {
+    return f.aai_status(f.aai_name("p1", "id2"), "Assigned") && f.aai_gone(f.aai_name("p1", "id1"));
+  }));
+  REQUIRE(f.wait_for([&] { return f.assigned(s.vmss) == std::set<std::string>{low(id2.resource_id)}; }, 10s));
+}
+
+TEST_CASE("mic: a deleted node's AAIs are removed without ARM calls", "[mic][integration]") {
+  MicFixture f;
+  auto vm = f.make_vm("standalone-vm");
+  auto id = f.azure_identity("id1");
+  f.create_node("standalone-vm", f.vm_provider_id("standalone-vm"));
+  f.create_identity("id1", id);
+  f.create_binding("b1", "id1", "sel1");
+  f.create_pod("p1", "standalone-vm", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }));
+  f.settle(500ms);
+  auto gets = f.arm_calls("arm-get"), patches = f.arm_calls("arm-patch");
+  f.delete_node("standalone-vm");
+  REQUIRE(f.wait_for([&] { return f.aai_gone(name); }));
+  f.settle(500ms);
+  CHECK(f.arm_calls("arm-get") == gets);
+  CHECK(f.arm_calls("arm-patch") == patches);
+  REQUIRE(f.wait_for([&] {
+    for (const auto& e : f.events_for(f.ns, "b1"))
+      if (e.reason == "binding removed") return true;
+    return false;
+  }, 10s));
+}
+
+TEST_CASE("mic: 20 pods on one VMSS with one identity -> one PATCH", "[mic][integration]") {
+  MicFixture f;
+  OneIdentity s(f);
+  REQUIRE(f.wait_for([&] { return f.mic->leading() && f.mic->engine().working(); }));
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) f.create_pod("p" + std::to_string(i), i % 2 ? "pool-1" : "pool-0", "sel1");
+  REQUIRE(f.wait_for([&] {
+    int assigned = 0;
+    for (const auto& a : f.aais()) assigned += a.status == "Assigned";
+    return assigned == 20;
+  }, 120s));
+  auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("figure: 20 pods on one VMSS: all Assigned in %.2f s with %ld PATCH, %ld GET\n", elapsed,
+              f.arm_calls("arm-patch"), f.arm_calls("arm-get"));
+  CHECK(f.arm_calls("arm-patch") == 1);
+  // And deleting them all: one PATCH removes the identity.
+  for (int i = 0; i < 20; ++i) f.delete_pod("p" + std::to_string(i));
+  REQUIRE(f.wait_for([&] { return f.aais().empty(); }, 120s));
+  f.settle(500ms);
+  CHECK(f.assigned(s.vmss).empty());
+  CHECK(f.arm_calls("arm-patch") == 2);
+}
+
+TEST_CASE("mic: 429 with Retry-After is honoured (no PATCH before it expires)", "[mic][integration]") {
+  MicFixture f;
+  OneIdentity s(f);
+  REQUIRE(f.wait_for([&] { return f.mic->leading() && f.mic->engine().working(); }));
+  f.emu.post("/admin/faults", {{"target", "arm-patch"}, {"kind", "throttle"}, {"retryAfter", 3}, {"count", 1}});
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] { return f.arm_calls("arm-patch", "429") == 1; }, 30s));
+  auto throttled_at = std::chrono::steady_clock::now();
+  // While the Retry-After runs, the AAI stays Created and no PATCH goes out.
+  f.settle(2s);
+  CHECK(f.arm_calls("arm-patch") == 1);
+  CHECK(f.aai_status(name, "Created"));
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }, 30s));
+  CHECK(std::chrono::steady_clock::now() - throttled_at >= 2s);
+  CHECK(f.arm_calls("arm-patch") == 2);
+  CHECK(f.arm_calls("arm-patch", "429") == 1);
+}

@@ -1,0 +1,187 @@
+// Two real `aad-pod-identity --role=mic` processes against the apiserver and the emulator:
+// /healthz Active only on the leader, the leader killed (SIGKILL) mid-flow while its ARM PATCH
+// is slow, the other replica completes the assignment; SIGTERM releases the Lease.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "kube/typed.hpp"
+#include "mic_fixture.hpp"
+#include "support/async.hpp"
+
+extern char** environ;
+
+using namespace aad;
+using namespace aad::test::mic;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+struct Replica {
+  pid_t pid = -1;
+  int probe_port = 0;
+  std::string log;
+  ~Replica() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  int wait_exit(std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      ::usleep(50000);
+    }
+    return -1;
+  }
+};
+
+std::string binary() {
+  const char* b = std::getenv("AAD_BUILD_ROOT");
+  return std::string(b ? b : ".") + "/app/aad-pod-identity";
+}
+
+void start_replica(MicFixture& f, Replica& r, const std::string& name, const std::string& cloudconfig) {
+  r.probe_port = free_port();
+  r.log = "/tmp/mic-replica-" + name + "-" + f.ns + ".log";
+  std::vector<std::string> args = {binary(),
+                                   "--role=mic",
+                                   "--kubeconfig=" + f.kube.kubeconfig(),
+                                   "--cloudconfig=" + cloudconfig,
+                                   "--leader-election-instance=" + name,
+                                   "--leader-election-namespace=" + f.ns,
+                                   "--leader-election-duration=3s",
+                                   "--leader-election-renew-deadline=2s",
+                                   "--leader-election-retry-period=500ms",
+                                   "--identity-assignment-reconcile-interval=1h",
+                                   "--update-user-msi-retry-interval=100ms",
+                                   "--clientQps=50",
+                                   "--http-probe-port=" + std::to_string(r.probe_port),
+                                   "--prometheus-port=" + std::to_string(free_port())};
+  std::vector<std::string> env = {"MIC_POD_NAMESPACE=" + f.ns, "AAD_POD_IDENTITY_ARM_ENDPOINT=" + f.emu.url() + "/",
+                                  "AAD_POD_IDENTITY_AAD_ENDPOINT=" + f.emu.url() + "/"};
+  for (char** e = environ; *e; ++e) {
+    std::string s(*e);
+    if (!s.starts_with("MIC_POD_NAMESPACE=")) env.push_back(s);
+  }
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, r.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  int rc = posix_spawn(&r.pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  REQUIRE(rc == 0);
+}
+
+boost::asio::awaitable<std::string> get_body(http::Client& c, std::string url) {
+  http::ClientRequest req;
+  req.method = boost::beast::http::verb::get;
+  req.url = url;
+  auto r = co_await c.send(req);
+  if (!r) co_return std::string("unreachable");
+  std::string body = r->body;
+  co_return body;
+}
+
+std::string healthz(MicFixture& f, http::Client& c, const Replica& r) {
+  return aad::test::run_async(f.io, get_body(c, "http://127.0.0.1:" + std::to_string(r.probe_port) + "/healthz"),
+                              std::chrono::seconds(10));
+}
+
+std::string lease_holder(MicFixture& f) {
+  auto l = aad::test::run_async(f.io, kube::get<kube::Lease>(*f.client, f.ns, "aad-pod-identity-mic"),
+                                std::chrono::seconds(10));
+  if (!l) return "<none>";
+  return l->holder_identity.value_or("");
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("mic replicas: leader killed mid-flow, the other completes; SIGTERM releases the lease",
+          "[mic][integration][binary]") {
+  MicTestOptions o;
+  o.start = false;
+  MicFixture f(o);
+  auto vmss = f.make_vmss("pool");
+  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+  auto id = f.azure_identity("id1");
+  f.create_identity("id1", id);
+  f.create_binding("b1", "id1", "sel1");
+  std::string cloudconfig = "/tmp/mic-azure-" + f.ns + ".json";
+  {
+    std::ofstream out(cloudconfig);
+    out << json::serialize(json::object{{"cloud", "AzurePublicCloud"},
+                                        {"tenantId", f.emu.tenant_id()},
+                                        {"aadClientId", f.sp_client_id},
+                                        {"aadClientSecret", "mic-secret"},
+                                        {"subscriptionId", f.emu.subscription_id()},
+                                        {"resourceGroup", f.rg}});
+  }
+  http::Client hc(f.io.get_executor(), http::ClientOptions{});
+  Replica a, b;
+  start_replica(f, a, "replica-a", cloudconfig);
+  REQUIRE(f.wait_for([&] { return healthz(f, hc, a) == "Active"; }, 60s));
+  start_replica(f, b, "replica-b", cloudconfig);
+  REQUIRE(f.wait_for([&] { return healthz(f, hc, b) == "Not Active"; }, 30s));
+  CHECK(lease_holder(f) == "replica-a");
+
+  // A's PATCH hangs for 6 s; A is killed while it waits.
+  f.emu.post("/admin/faults", {{"target", "arm-patch"}, {"kind", "latency"}, {"latencyMs", 6000}, {"count", 1}});
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Created"); }, 30s));
+  f.settle(1s);  // the PATCH is in flight
+  ::kill(a.pid, SIGKILL);
+  a.wait_exit(5s);
+
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }, 60s));
+  CHECK(lease_holder(f) == "replica-b");
+  CHECK(healthz(f, hc, b) == "Active");
+  CHECK(f.assigned(vmss).size() == 1);
+
+  ::kill(b.pid, SIGTERM);
+  int status = b.wait_exit(15s);
+  INFO("replica-b log:\n" << slurp(b.log));
+  CHECK(status == 0);
+  CHECK(lease_holder(f).empty());  // released, so a new replica would not wait
+  std::remove(cloudconfig.c_str());
+  std::remove(a.log.c_str());
+  std::remove(b.log.c_str());
+}
