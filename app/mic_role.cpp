@@ -14,6 +14,7 @@
 #include "core/log.hpp"
 #include "identity/mic/azure_setup.hpp"
 #include "identity/mic/controller.hpp"
+#include "identity/mic/type_upgrade.hpp"
 #include "kube/config.hpp"
 
 namespace aad::app {
@@ -26,7 +27,30 @@ struct MicRole {
   std::unique_ptr<kube::Client> kube;
   std::unique_ptr<identity::mic::AzureSetup> azure;
   std::unique_ptr<identity::mic::Controller> controller;
+  identity::mic::TypeUpgradeOptions upgrade;
   bool finished = false;
+
+  boost::asio::awaitable<bool> type_upgrade() {
+    // Created outside the co_await: its by-value argument must not be a temporary of a
+    // full-expression that suspends (GCC 12, PR 99576).
+    auto upgrading = identity::mic::run_type_upgrade(*kube, upgrade);
+    auto r = co_await std::move(upgrading);
+    if (!r) {
+      log::error("v1.6 type upgrade failed", r.error().describe(), {});
+      co_return false;
+    }
+    using Outcome = identity::mic::TypeUpgradeReport::Outcome;
+    if (r->outcome == Outcome::upgraded)
+      log::info("v1.6 type upgrade done", {{"version", r->recorded_version},
+                                          {"identities", r->identities.rewritten},
+                                          {"bindings", r->bindings.rewritten},
+                                          {"exceptions", r->exceptions.rewritten},
+                                          {"assigned", r->assigned.rewritten},
+                                          {"skipped", r->skipped.size()}});
+    else if (r->outcome == Outcome::already_done)
+      log::info("v1.6 type upgrade already done", {{"version", r->recorded_version}});
+    co_return true;
+  }
 
   boost::asio::awaitable<void> run() {
     auto end = co_await controller->run();
@@ -111,13 +135,15 @@ bool start_mic(const identity::MicOptions& o, RoleRuntime& rt, MicRole& role) {
     log::error("invalid leader election settings", ex.what(), {});
     return false;
   }
-  // ---- v1.6 type upgrade call site (behaviour reference 1.9) ----
-  // The upgrade lands as lib/identity/mic/type_upgrade.{hpp,cpp} (another change); it runs here,
-  // once per leadership, before any reconcile. Until then --enable-type-upgrade has no effect.
-  role.controller->on_leading = [&o]() -> boost::asio::awaitable<bool> {
-    if (o.enable_type_upgrade) log::debug(1, "v1.6 type upgrade not available in this build");
-    co_return true;
-  };
+  // The v1.6 type upgrade (behaviour reference 1.9), once per leadership, before any reconcile.
+  // A failure gives the leadership up and exits, as the original.
+  identity::mic::TypeUpgradeOptions tu;
+  tu.enabled = o.enable_type_upgrade;
+  tu.ns = o.mic_pod_namespace;
+  tu.config_map_name = o.config_map_name;
+  tu.status_key = o.type_upgrade_status_key;
+  role.upgrade = tu;
+  role.controller->on_leading = [&role]() { return role.type_upgrade(); };
   role.controller->attach_health(rt.health);
   log::info("MIC starting", {{"lease", co.election.ns + "/" + co.election.name}, {"identity", co.election.identity},
                              {"cloudconfig", role.azure->config.source}});

@@ -161,6 +161,11 @@ TEST_CASE("mic replicas: leader killed mid-flow, the other completes; SIGTERM re
   start_replica(f, b, "replica-b", cloudconfig);
   REQUIRE(f.wait_for([&] { return healthz(f, hc, b) == "Not Active"; }, 30s));
   CHECK(lease_holder(f) == "replica-a");
+  // The leader ran the v1.6 type upgrade first and recorded it.
+  auto cm = aad::test::run_async(f.io, kube::get<kube::ConfigMap>(*f.client, f.ns, "aad-pod-identity-config"),
+                                 std::chrono::seconds(10));
+  REQUIRE(cm.has_value());
+  CHECK(cm->data.count("type-upgrade-status") == 1);
 
   // A's PATCH hangs for 6 s; A is killed while it waits.
   f.emu.post("/admin/faults", {{"target", "arm-patch"}, {"kind", "latency"}, {"latencyMs", 6000}, {"count", 1}});
