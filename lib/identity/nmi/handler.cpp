@@ -124,9 +124,9 @@ boost::asio::awaitable<http::Response> Handler::host_token(const http::Request& 
   auto ns = req.find("podns");
   if (name == req.end() || ns == req.end() || name->value().empty() || ns->value().empty())
     co_return fail(req, Status::bad_request, "invalid_request", "missing 'podname' and 'podns' from request header");
-  if (!ctx.peer.address().is_loopback() &&
-      !(ctx.peer.address().is_v6() && ctx.peer.address().to_v6().is_v4_mapped() &&
-        boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, ctx.peer.address().to_v6()).is_loopback()))
+  // As the original: only 127.0.0.1 (and ::1) count as the host itself.
+  auto peer = caller_ip(ctx.peer.address());
+  if (peer != "127.0.0.1" && peer != "::1")
     co_return fail(req, Status::internal_server_error, "internal_error", "request remote address is not from a host");
   QueryError qe;
   auto q = parse_token_query(query, qe);
