@@ -280,7 +280,9 @@ class Lab:
 
     @staticmethod
     def sysctl(netns, key, value):
-        return _check(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", f"{key}={value}"])
+        """Writes a per-namespace sysctl (net.*) through /proc/sys (no procps needed)."""
+        path = "/proc/sys/" + key.replace(".", "/")
+        return _check(["ip", "netns", "exec", netns, "sh", "-c", f'echo "$1" > "$2"', "sysctl", str(value), path])
 
     @staticmethod
     def run(netns, argv, check=False, timeout=120, **kw):
