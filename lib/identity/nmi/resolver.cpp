@@ -52,11 +52,18 @@ boost::asio::awaitable<Resolution> Resolver::standard(const kube::Pod& caller, c
       co_return r;
     }
     auto assigned = state_.assigned_to(latest->meta.ns, latest->meta.name);
+    auto assigned_ptrs = raw_pointers(assigned);
+    // The hot path needs only the pod's own assignments; the bindings are consulted only to
+    // tell "wait" from "never" when nothing usable is assigned.
+    auto selection = select_identity(*latest, assigned_ptrs, {}, request, options_.force_namespaced);
+    if (selection.outcome == Selection::Outcome::found) {
+      r.identity = std::move(selection.identity);
+      co_return r;
+    }
     auto bindings = state_.bindings("");
     auto identities = state_.identities("");
     auto bound = bound_identities(*latest, raw_pointers(bindings), raw_pointers(identities), options_.force_namespaced);
-    auto assigned_ptrs = raw_pointers(assigned);
-    auto selection = select_identity(*latest, assigned_ptrs, bound, request, options_.force_namespaced);
+    selection = select_identity(*latest, assigned_ptrs, bound, request, options_.force_namespaced);
     if (selection.outcome == Selection::Outcome::found) {
       r.identity = std::move(selection.identity);
       co_return r;
