@@ -68,10 +68,37 @@ TEST_CASE("mic: single identity assigned with its pod and removed with it", "[mi
     return false;
   }, 10s));
 
+  // Metrics under the original's names, plus ARM calls by operation and result.
+  auto text = f.registry.render();
+  CHECK_THAT(text, Catch::Contains("aadpodidentity_assigned_identity_addition_count 1"));
+  CHECK_THAT(text, Catch::Contains("aadpodidentity_mic_new_leader_election_count 1"));
+  CHECK_THAT(text, Catch::Contains("aadpodidentity_mic_arm_calls_total{operation=\"vmss_update\",result=\"ok\"} 1"));
+  CHECK_THAT(text, Catch::Contains("aadpodidentity_cloud_provider_operations_duration_seconds_count{operation_type=\"vmss_get\"} 1"));
+  CHECK_THAT(text, Catch::Contains("aadpodidentity_mic_is_leader 1"));
+
   f.delete_pod("p1");
   REQUIRE(f.wait_for([&] { return f.aai_gone(name); }));
   CHECK(f.assigned(s.vmss).empty());
   CHECK(f.arm_calls("arm-patch") == 2);
+  CHECK_THAT(f.registry.render(), Catch::Contains("aadpodidentity_assigned_identity_deletion_count 1"));
+}
+
+TEST_CASE("mic: an ARM PATCH slower than the lease does not cost the leadership", "[mic][integration]") {
+  MicFixture f;  // lease 3 s, renew deadline 2 s
+  OneIdentity s(f);
+  REQUIRE(f.wait_for([&] { return f.mic->leading() && f.mic->engine().working(); }));
+  auto holder = f.mic->elector().observed_holder();
+  f.emu.post("/admin/faults", {{"target", "arm-patch"}, {"kind", "latency"}, {"latencyMs", 5000}, {"count", 1}});
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  bool stayed_leader = true;
+  REQUIRE(f.wait_for([&] {
+    stayed_leader = stayed_leader && f.mic->leading();
+    return f.aai_status(name, "Assigned");
+  }, 30s));
+  CHECK(stayed_leader);
+  CHECK(f.mic->elector().observed_holder() == holder);
+  CHECK(f.arm_calls("arm-patch") == 1);
 }
 
 TEST_CASE("mic: resyncs and metadata edits cause no ARM call and no AAI rewrite", "[mic][integration]") {

@@ -115,6 +115,20 @@ boost::asio::awaitable<std::string> get_body(http::Client& c, std::string url) {
   co_return body;
 }
 
+boost::asio::awaitable<unsigned> get_code(http::Client& c, std::string url) {
+  http::ClientRequest req;
+  req.method = boost::beast::http::verb::get;
+  req.url = url;
+  auto r = co_await c.send(req);
+  unsigned code = r ? r->status : 0;
+  co_return code;
+}
+
+unsigned get_status(MicFixture& f, http::Client& c, const Replica& r, const std::string& path) {
+  return aad::test::run_async(f.io, get_code(c, "http://127.0.0.1:" + std::to_string(r.probe_port) + path),
+                              std::chrono::seconds(10));
+}
+
 std::string healthz(MicFixture& f, http::Client& c, const Replica& r) {
   return aad::test::run_async(f.io, get_body(c, "http://127.0.0.1:" + std::to_string(r.probe_port) + "/healthz"),
                               std::chrono::seconds(10));
@@ -160,6 +174,7 @@ TEST_CASE("mic replicas: leader killed mid-flow, the other completes; SIGTERM re
   REQUIRE(f.wait_for([&] { return healthz(f, hc, a) == "Active"; }, 60s));
   start_replica(f, b, "replica-b", cloudconfig);
   REQUIRE(f.wait_for([&] { return healthz(f, hc, b) == "Not Active"; }, 30s));
+  REQUIRE(f.wait_for([&] { return get_status(f, hc, b, "/readyz") == 200; }, 30s));  // a synced standby is ready
   CHECK(lease_holder(f) == "replica-a");
   // The leader ran the v1.6 type upgrade first and recorded it.
   auto cm = aad::test::run_async(f.io, kube::get<kube::ConfigMap>(*f.client, f.ns, "aad-pod-identity-config"),
@@ -179,6 +194,7 @@ TEST_CASE("mic replicas: leader killed mid-flow, the other completes; SIGTERM re
   REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }, 60s));
   CHECK(lease_holder(f) == "replica-b");
   CHECK(healthz(f, hc, b) == "Active");
+  CHECK(get_status(f, hc, b, "/readyz") == 200);
   CHECK(f.assigned(vmss).size() == 1);
 
   ::kill(b.pid, SIGTERM);

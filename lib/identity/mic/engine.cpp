@@ -98,6 +98,11 @@ Engine::Engine(kube::Client& client, azure::ComputeClient& arm, azure::Clock& cl
   nodes_ = std::make_unique<kube::Cache<kube::Node>>(client);
   nodes_->set_transform(trim_node);
   nodes_->set_keep_raw(false);
+  nodes_->add_index("compute", [this](const kube::Node& n) {
+    return std::vector<std::string>{azure::resolve_node(n.provider_id, n.meta.name, options_.default_subscription,
+                                                        options_.default_resource_group)
+                                        .key()};
+  });
   identities_ = std::make_unique<kube::Cache<kube::AzureIdentity>>(client);
   identities_->set_transform(trim_meta);  // raw kept: embedded into AAIs
   bindings_ = std::make_unique<kube::Cache<kube::AzureIdentityBinding>>(client);
@@ -382,8 +387,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
 
   // The nodes of this VM / VMSS, their pods and existing AAIs.
   std::vector<std::string> node_names;
-  for (const auto& n : nodes_->list())
-    if (key_of_node(n->meta.name) == key) node_names.push_back(n->meta.name);
+  for (const auto& n : nodes_->by_index("compute", key)) node_names.push_back(n->meta.name);
   if (node_names.empty()) co_return out;
   std::vector<kube::Cache<kube::Pod>::Ptr> pods;
   PlanInputs in;
