@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The Dockerfile's `mic` image, built with buildah (rootful, chroot isolation, vfs storage; no
+# registry is reachable here, so the CA certificates come from a local image made from this
+# machine's files through CERTS_IMAGE). The image holds the static release binary, which runs in
+# it, as user 65532 with the MIC entrypoint. The `nmi` target starts FROM debian:bookworm-slim
+# and is not built here (that base image must come from a registry).
+# Exit 0 = pass, 77 = skipped (not root or no buildah).
+set -uo pipefail
+root="${AAD_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+[[ $(id -u) -eq 0 ]] || { echo "SKIP: buildah here needs root"; exit 77; }
+command -v buildah >/dev/null || { echo "SKIP: buildah is not installed (tools/test installs it)"; exit 77; }
+export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
+
+passed=0 failed=0
+ok() { echo "ok   - $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL - $*"; failed=$((failed + 1)); }
+tag="localhost/aad-pod-identity-mic:test-$$" certs="localhost/aad-test-certs-$$"
+ctr=""
+cleanup() {
+  [[ -n $ctr ]] && buildah rm "$ctr" >/dev/null 2>&1
+  buildah rmi "$tag" "$certs" >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+# The release binary as README and tools/quickstart build it.
+dir="$root/build-release"
+[[ -f $dir/build.ninja ]] || meson setup "$dir" "$root" --buildtype=release >/dev/null || { fail "meson setup"; exit 1; }
+ninja -C "$dir" app/aad-pod-identity >/dev/null || { fail "release build"; exit 1; }
+
+c=$(buildah from scratch) && buildah copy "$c" /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt >/dev/null &&
+  buildah copy "$c" /etc/nsswitch.conf /etc/nsswitch.conf >/dev/null && buildah commit -q "$c" "$certs" >/dev/null
+buildah rm "$c" >/dev/null 2>&1
+if buildah build -q --target mic --build-arg CERTS_IMAGE="$certs" -t "$tag" "$root" >/tmp/image-build-$$.log 2>&1; then
+  ok "buildah build --target mic"
+else
+  fail "buildah build --target mic: $(tail -n 20 /tmp/image-build-$$.log)"
+fi
+rm -f /tmp/image-build-$$.log
+cfg=$(buildah inspect --format '{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}}' "$tag" 2>&1)
+[[ $cfg == "65532:65532 [/aad-pod-identity --role=mic]" ]] && ok "non-root user and MIC entrypoint ($cfg)" || fail "config: $cfg"
+ctr=$(buildah from "$tag")
+files=$(m=$(buildah mount "$ctr") && (cd "$m" && find . -type f | sort | tr '\n' ' '); buildah umount "$ctr" >/dev/null)
+[[ $files == *"./aad-pod-identity "* && $files == *"./etc/ssl/certs/ca-certificates.crt "* ]] &&
+  ok "image holds the binary and the CA bundle ($files)" || fail "image files: $files"
+out=$(buildah run "$ctr" -- /aad-pod-identity --role=mic --version 2>&1)
+[[ $out == "aad-pod-identity "* ]] && ok "the binary runs inside the image: $out" || fail "run in image: $out"
+out=$(buildah run "$ctr" -- /aad-pod-identity --role=mic --bogus 2>&1; echo "status=$?")
+[[ $out == *"unknown flag --bogus"*"status=2" ]] && ok "flag errors inside the image as outside" || fail "$out"
+echo "$passed passed, $failed failed"
+((failed == 0))
