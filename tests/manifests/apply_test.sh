@@ -130,6 +130,19 @@ kubectl apply --validate=false -n "$ns" -f "$here/testdata/pre-1.6-objects.yaml"
 check "without validation the capitalised keys are pruned (as v1.8.17's v1 CRDs)" \
   test "$(kubectl get azureidentity old-identity -n "$ns" -o jsonpath='{.spec}')" = '{"type":0}'
 
+# --- the README's Secret commands for service-principal identities ------------------------------
+sp_ns="$(testenv_namespace secrets)"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$scratch/sp.key" -out "$scratch/sp.crt" -subj /CN=demo-sp \
+  -days 1 2>/dev/null && openssl pkcs12 -export -inkey "$scratch/sp.key" -in "$scratch/sp.crt" \
+  -out "$scratch/demo-sp.pfx" -passout pass:pfx-password 2>/dev/null
+check "README: kubectl create secret generic demo-sp-secret --from-literal=clientSecret=..." \
+  quiet kubectl -n "$sp_ns" create secret generic demo-sp-secret --from-literal=clientSecret='<the secret>'
+check "README: kubectl create secret generic demo-sp-cert --from-file=certificate=demo-sp.pfx --from-literal=password=..." \
+  quiet kubectl -n "$sp_ns" create secret generic demo-sp-cert --from-file=certificate="$scratch/demo-sp.pfx" \
+  --from-literal=password='<pfx password>'
+keys="$(kubectl -n "$sp_ns" get secret demo-sp-cert -o go-template='{{range $k, $v := .data}}{{$k}} {{end}}')"
+check "the certificate Secret has the keys NMI reads for type 2 ($keys)" test "$keys" = "certificate password "
+
 # --- RBAC ------------------------------------------------------------------------------------------
 NMI=system:serviceaccount:default:aad-pod-id-nmi-service-account
 MIC=system:serviceaccount:default:aad-pod-id-mic-service-account
