@@ -9,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/stream_parser.hpp>
 #include <boost/json/serialize.hpp>
 #include <filesystem>
 #include <fstream>
@@ -152,18 +153,22 @@ void keep_unknown_fields(json::value& node) {
 }
 
 void install_legacy_crds(test::KubeTestenv& kube) {
-  std::ifstream in(test::KubeTestenv::source_root() + "/tests/kube/testdata/crds.yaml");
-  std::stringstream all;
-  for (std::string line; std::getline(in, line);)
-    if (!line.starts_with("#")) all << line << "\n";
-  std::string text = all.str();
+  // The CRDs are YAML (the manifest's verbatim copy): kubectl turns them into JSON offline.
+  auto src = test::KubeTestenv::source_root() + "/tests/kube/testdata/crds.yaml";
+  auto converted = kube.kubectl({"create", "--dry-run=client", "--validate=false", "-o", "json", "-f", src});
+  if (converted.exit_code != 0) throw std::runtime_error("kubectl convert crds: " + converted.err);
+  json::array crds;  // kubectl prints one JSON document per CRD, back to back
+  json::stream_parser sp;
+  std::string_view rest = converted.out;
+  while (rest.find_first_not_of(" \t\r\n") != std::string_view::npos) {
+    auto used = sp.write_some(rest.data(), rest.size());
+    rest.remove_prefix(used);
+    if (!sp.done()) sp.finish();
+    crds.push_back(sp.release());
+    sp.reset();
+  }
   std::string out = "# a leading comment keeps kubectl in YAML mode (a JSON stream has no ---)\n";
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    auto end = text.find("\n---\n", pos);
-    auto doc = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    pos = end == std::string::npos ? text.size() : end + 5;
-    auto crd = json::parse(doc);
+  for (auto& crd : crds) {
     for (auto& v : crd.at("spec").at("versions").as_array())
       keep_unknown_fields(v.at("schema").at("openAPIV3Schema"));
     out += json::serialize(crd) + "\n---\n";
