@@ -11,9 +11,10 @@
 
 Topology (routed, like Calico): each pod namespace has `eth0` = 10.244.0.(11+i)/32 with a default route
 via 10.244.0.1; the node end of the pair (`vp<i>`) carries 10.244.0.1/32 and a /32 route to the pod.
-The node has 169.254.169.254/32 on its loopback (so an IMDS listener can bind there) and
+The node has 169.254.169.254/32 on its loopback (so an IMDS listener can bind there),
 route_localnet=1 on the pod-facing veths (needed for a PREROUTING DNAT to 127.0.0.1; kube-proxy sets
-it on real nodes). Nothing is created or changed in the host's own namespace: the host's services
+it on real nodes) and, like kube-proxy, a nat chain KUBE-SERVICES (one no-op conntrack rule) jumped to from
+PREROUTING and OUTPUT, so connections are tracked from the start as on a real node. Nothing is created or changed in the host's own namespace: the host's services
 (kube-apiserver, emulator admin API) are made reachable inside the node namespace by a TCP
 forwarder whose listening socket lives in the node namespace (forward_into_node).
 
@@ -207,6 +208,7 @@ class Lab:
             self._add_netns(self.node)
             self.ip(self.node, "link", "set", "lo", "up")
             self.ip(self.node, "addr", "add", f"{METADATA_IP}/32", "dev", "lo")
+            self._like_kube_proxy()
             for name in self.pod_names:
                 self.add_pod(name)
         except BaseException:
@@ -244,6 +246,17 @@ class Lab:
     def _add_netns(self, name):
         _check(["ip", "netns", "add", name])
         self.created.append(name)
+
+    def _like_kube_proxy(self):
+        """On a real node kube-proxy's rules (conntrack matches, DNAT, MASQUERADE) keep connection
+        tracking active before NMI starts. A namespace tracks nothing until some rule needs it (an empty
+        nat chain does not), and NMI's first DNAT rule would then cut established connections that on a
+        real node survive (and that --enable-conntrack-deletion exists for)."""
+        self.iptables("-t", "nat", "-N", "KUBE-SERVICES")
+        self.iptables("-t", "nat", "-A", "KUBE-SERVICES", "-m", "conntrack", "--ctstate", "INVALID", "-j", "RETURN")
+        for chain in ("PREROUTING", "OUTPUT"):
+            self.iptables("-t", "nat", "-A", chain, "-m", "comment", "--comment", "kubernetes service portals",
+                          "-j", "KUBE-SERVICES")
 
     # ---- topology
     def add_pod(self, name):

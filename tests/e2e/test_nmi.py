@@ -300,6 +300,49 @@ class Redirect(unittest.TestCase):
         self.assertTrue(repaired, ENV.lab.nat_rules("aad-metadata"))
         self.assertEqual(http_get(ENV.lab.pods["a"].netns, token_path()).status, 200)
 
+    KEEPALIVE_CLIENT = r"""
+import http.client, sys
+c = http.client.HTTPConnection("169.254.169.254", 80, timeout=5)
+def get():
+    try:
+        c.request("GET", "/metadata/instance?api-version=2021-02-01", headers={"Metadata": "true"})
+        r = c.getresponse(); r.read(); return str(r.status)
+    except Exception as e:
+        return type(e).__name__
+print(get(), flush=True)
+sys.stdin.readline()
+print(get(), flush=True)
+"""
+
+    def second_request_on_a_connection_opened_before_nmi(self, extra):
+        """A pod's keep-alive connection to IMDS opened while no redirect exists; NMI starts (with `extra`
+        flags); what does the next request on that same connection get?"""
+        global NMI
+        NMI.stop()
+        client = subprocess.Popen(["ip", "netns", "exec", ENV.lab.pods["a"].netns, sdk_clients.python_sdk(), "-c",
+                                   self.KEEPALIVE_CLIENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(client.stdout.readline().strip(), "200")  # IMDS itself, no redirect yet
+            NMI = Nmi(ENV, extra)
+            NMI.wait_active()
+            client.stdin.write("\n")
+            client.stdin.flush()
+            return client.stdout.readline().strip()
+        finally:
+            client.kill()
+            client.wait()
+            client.stdin.close()
+            client.stdout.close()
+
+    def test_conntrack_deletion_cuts_connections_that_bypass_nmi(self):
+        # without the flag the old connection keeps reaching IMDS past NMI (why the flag exists) ...
+        self.assertEqual(self.second_request_on_a_connection_opened_before_nmi(()), "200")
+        # ... with it, its conntrack entry is gone and it no longer does
+        second = self.second_request_on_a_connection_opened_before_nmi(("--enable-conntrack-deletion",))
+        print(f"\n  with --enable-conntrack-deletion the old connection's next request: {second}", flush=True)
+        self.assertNotEqual(second, "200")
+        self.assertEqual(http_get(ENV.lab.pods["a"].netns, "/metadata/instance?api-version=2021-02-01").status, 403)
+
     def test_route_localnet_off_is_reported_at_start(self):
         global NMI
         ifs = [p.node_if for p in ENV.lab.pods.values()]
