@@ -5,7 +5,10 @@
 namespace aad::identity::nmi {
 
 boost::asio::awaitable<kube::Result<kube::Secret>> KubeSecretReader::read(const std::string& ns, const std::string& name) {
-  auto r = co_await kube::get<kube::Secret>(client_, ns, name);
+  // kube::get takes its strings by value: call it outside the co_await expression (GCC 12
+  // destroys by-value arguments of a coroutine called inside one twice).
+  auto pending = kube::get<kube::Secret>(client_, ns, name);
+  auto r = co_await std::move(pending);
   co_return r;
 }
 
