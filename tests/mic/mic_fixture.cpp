@@ -81,6 +81,7 @@ void MicFixture::start_controller() {
   o.engine.default_subscription = emu.subscription_id();
   o.engine.default_resource_group = rg;
   o.engine.immutable_client_ids = options_.immutable_client_ids;
+  o.engine.force_namespaced = options_.force_namespaced;
   o.engine.batch_delay = 200ms;
   o.engine.drift_interval = options_.drift_interval;
   o.engine.resync_period = options_.resync_period;

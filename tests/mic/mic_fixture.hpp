@@ -31,6 +31,7 @@ struct MicTestOptions {
   std::chrono::milliseconds resync_period{std::chrono::minutes(10)};
   std::set<std::string> immutable_client_ids;
   std::string lease_name = "aad-pod-identity-mic";
+  bool force_namespaced = false;
   bool start = true;  // start a controller at once
 };
 

@@ -420,3 +420,48 @@ TEST_CASE("mic: 40 pods over 5 identities on two scale sets", "[mic][integration
   // Every PATCH adds at least one identity a scale set did not have yet.
   CHECK(patches <= 10);
 }
+
+TEST_CASE("mic: namespaced mode keeps bindings to their namespace and puts AAIs there", "[mic][integration]") {
+  MicTestOptions o;
+  o.force_namespaced = true;
+  MicFixture f(o);
+  auto vmss = f.make_vmss("pool");
+  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+  auto id = f.azure_identity("id1");
+  auto other_ns = f.kube.new_namespace("mic-other");
+  auto other_id = f.azure_identity("other");
+  f.create_identity("id1", id);
+  f.create_binding("b1", "id1", "sel");
+  f.create_identity("other", other_id, 0, other_ns);  // same selector, another namespace
+  f.create_binding("b-other", "other", "sel", other_ns);
+  f.create_pod("p1", "pool-0", "sel");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] {
+    auto a = f.aai(name, f.ns);
+    return a && a->status == "Assigned";
+  }));
+  f.settle(1s);
+  auto all = f.aais();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].meta.ns == f.ns);
+  CHECK(f.assigned(vmss) == std::set<std::string>{low(id.resource_id)});
+}
+
+TEST_CASE("mic: the namespaced annotation on one identity alone", "[mic][integration]") {
+  MicFixture f;
+  auto vmss = f.make_vmss("pool");
+  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+  auto id = f.azure_identity("id1");
+  f.create_identity("id1", id);
+  f.kube.kubectl({"annotate", "azureidentity", "id1", "-n", f.ns, "aadpodidentity.k8s.io/Behavior=namespaced"});
+  f.create_binding("b1", "id1", "sel");
+  auto other_ns = f.kube.new_namespace("mic-other");
+  f.create_pod("p1", "pool-0", "sel", other_ns);  // another namespace: no match
+  f.create_pod("p2", "pool-0", "sel");             // same namespace: AAI in the identity's namespace
+  REQUIRE(f.wait_for([&] {
+    auto a = f.aai(f.aai_name("p2", "id1"), f.ns);
+    return a && a->status == "Assigned";
+  }));
+  f.settle(1s);
+  CHECK(f.aais().size() == 1);
+}
