@@ -2,8 +2,8 @@
 import re
 import yaml
 
-HEADER = """# The four CRDs, a verbatim copy of those in manifests/aad-pod-identity.yaml (the suite
-# manifests checks that they are identical; after editing the manifest, run
+HEADER = """# The four CRDs of manifests/aad-pod-identity.yaml as JSON documents (tests parse them as JSON;
+# the suite manifests checks that they equal the manifest's; after editing the manifest, run
 # tests/manifests/sync_crds.py).
 """
 
@@ -35,3 +35,16 @@ def crd_docs(path):
 
 def objects(path):
     return [o for o in yaml.safe_load_all(open(path)) if o]
+
+
+def crds_as_json_text(manifest_path):
+    """The manifest's CRDs in the form of tests/kube/testdata/crds.yaml: JSON documents, one per CRD."""
+    import json
+    docs = [json.dumps(yaml.safe_load(d), indent=1) for d in crd_docs(manifest_path)]
+    return HEADER + "\n---\n".join(docs) + "\n"
+
+
+def json_docs(path):
+    """The documents of a file of JSON documents separated by --- lines (comment lines skipped)."""
+    import json
+    return [json.loads(d) for d in text_docs(path)]
