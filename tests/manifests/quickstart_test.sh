@@ -14,7 +14,14 @@ fail() { echo "FAIL - $*"; failed=$((failed + 1)); }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else fail "$d"; fi; }
 out="$(mktemp)" keep_out="$(mktemp)" qs_pid=""
 trap '[[ -n $qs_pid ]] && kill -TERM "$qs_pid" 2>/dev/null; rm -f "$out" "$keep_out"' EXIT
-leftovers() { ip netns list | grep -c '^aadqs-' || true; }
+# The network namespaces a run created (from its output) that still exist.
+leftovers() { # OUTPUT-FILE
+  local run
+  run="$(grep -o 'node namespace aadqs-[0-9]*-[0-9a-f]*-node' "$1" | head -n1 | awk '{print $3}')"
+  run="${run%-node}"
+  [[ -n $run ]] || { echo "unknown"; return; }
+  ip netns list | grep -c "^$run-" || true
+}
 
 # --- as a user runs it -----------------------------------------------------------------------------
 "$root/tools/quickstart" >"$out" 2>&1
@@ -29,7 +36,7 @@ check "MIC put the identity on the scale set" grep -q 'identities on the scale s
 check "the SDK got a token in the pod" grep -q 'ManagedIdentityCredential(client_id=3b2f6a9c-1d4e-4f8a-9b7c-2e5d6f7a8b9c).get_token(...) from 10.244.0.11: a [0-9]*-character token' "$out"
 check "the raw response is shown with the token shortened" grep -Eq '"access_token": "[A-Za-z0-9_-]{12}\.\.\.[A-Za-z0-9_-]{6}"' "$out"
 check "every step prints its duration" test "$(grep -c '^==> ' "$out")" -le "$(grep -c '^    done in ' "$out")"
-check "no network namespace is left" test "$(leftovers)" -eq 0
+check "no network namespace is left" test "$(leftovers "$out")" = 0
 if ((failed)); then echo "--- tools/quickstart output ---"; cat "$out"; fi
 
 # --- --keep, with the sanitizer build ---------------------------------------------------------------
@@ -53,7 +60,7 @@ if grep -q 'Press Ctrl-C' "$keep_out"; then
   status=$?
   qs_pid=""
   check "SIGTERM tears it down and the exit status is 0 ($status)" test "$status" -eq 0
-  check "no network namespace is left after --keep" test "$(leftovers)" -eq 0
+  check "no network namespace is left after --keep" test "$(leftovers "$keep_out")" = 0
 else
   fail "--keep reached the poke instructions"
 fi
