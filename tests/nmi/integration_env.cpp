@@ -85,6 +85,19 @@ NmiProcess::NmiProcess(identity::NmiOptions options) : work_(io_.get_executor())
   throw std::runtime_error("NMI caches did not sync");
 }
 
+namespace {
+template <typename F>
+auto on_thread(asio::io_context& io, F f) {
+  std::promise<decltype(f())> p;
+  asio::post(io, [&] { p.set_value(f()); });
+  return p.get_future().get();
+}
+}  // namespace
+
+std::string NmiProcess::metrics_text() { return on_thread(io_, [this] { return registry_.render(); }); }
+bool NmiProcess::active() { return on_thread(io_, [this] { return health_.active(); }); }
+bool NmiProcess::ready() { return on_thread(io_, [this] { return health_.ready(); }); }
+
 NmiProcess::~NmiProcess() {
   std::promise<void> stopped;
   asio::co_spawn(io_, engine_->stop(), [&](std::exception_ptr) { stopped.set_value(); });

@@ -46,6 +46,10 @@ class NmiProcess {
   ~NmiProcess();
   unsigned short port() const { return port_; }
   const std::string& node() const { return node_; }
+  // Read on the engine's thread.
+  std::string metrics_text();
+  bool active();
+  bool ready();
 
  private:
   boost::asio::io_context io_;

@@ -79,6 +79,14 @@ TEST_CASE("standard mode: type 0 via IMDS, unbound pod 404 at once, isolation, p
   REQUIRE(b.status == 200);
   CHECK(claims(str(b.json(), "access_token")).at("appid").as_string() == env.mi2_client);
 
+  // Synced caches: ready; no iptables in this process, so Active once synced.
+  CHECK(nmi.ready());
+  CHECK(nmi.active());
+  auto metrics = nmi.metrics_text();
+  CHECK_THAT(metrics, Catch::Contains("aadpodidentity_nmi_operations_duration_seconds_count{operation_type=\"/metadata/identity/oauth2/token\",status_code=\"200\",namespace=\"" + ns + "\",resource=\"https://vault.azure.net\"} 2"));
+  CHECK_THAT(metrics, Catch::Contains("aadpodidentity_imds_operations_duration_seconds_count{operation_type=\"adal_token_msi_userassignedid\"} 2"));
+  CHECK_THAT(metrics, Catch::Contains("aadpodidentity_nmi_token_cache_requests_total{result=\"miss\"} 2"));
+
   SECTION("pod A never obtains pod B's identity") {
     CHECK(http_from(ip_a, nmi.port(), kToken + "&client_id=" + env.mi2_client).status == 404);
     CHECK(http_from(ip_a, nmi.port(), kToken + "&msi_res_id=" + env.mi2_id).status == 404);
