@@ -10,6 +10,8 @@ Pods (one network namespace each):
   a   aadpodidbinding=sel-a -> UAMI id-a          b   aadpodidbinding=sel-b -> UAMI id-b
   u   no label (unbound)                          x   app=exempt, an AzurePodIdentityException
   s   aadpodidbinding=sel-sp -> SP secret and SP certificate identities
+  c   aadpodidbinding=sel-c -> UAMI id-c, its AzureAssignedIdentity still Created
+  r   aadpodidbinding=sel-b -> id-b; later replaced by an unbound pod with the same IP
 """
 
 import os
@@ -91,7 +93,7 @@ def setUpModule():
         raise unittest.SkipTest(reason)
     if not os.access(nmi_binary(), os.X_OK):
         raise RuntimeError(f"no NMI binary at {nmi_binary()} (build it with ninja -C build)")
-    ENV = e2e_env.E2EEnv(pods=["a", "b", "u", "x", "s"], arm_in_pods=True).start()
+    ENV = e2e_env.E2EEnv(pods=["a", "b", "u", "x", "s", "c", "r"], arm_in_pods=True).start()
     try:
         build_world()
         NMI = Nmi(ENV)
@@ -112,6 +114,7 @@ def build_world():
     pods = ENV.lab.pods
     W["id-a"] = ENV.add_uami("id-a")
     W["id-b"] = ENV.add_uami("id-b")
+    W["id-c"] = ENV.add_uami("id-c")
     W["id-x"] = ENV.add_uami("id-x")  # on the VM, bound to no pod: only an excepted pod may get it
 
     # service principals in the emulator's AAD (reached by NMI at the node-aad TLS listener)
@@ -131,6 +134,7 @@ def build_world():
     ids = {
         "id-a": identity("id-a", {"type": 0, "resourceID": W["id-a"]["resourceId"], "clientID": W["id-a"]["clientId"]}),
         "id-b": identity("id-b", {"type": 0, "resourceID": W["id-b"]["resourceId"], "clientID": W["id-b"]["clientId"]}),
+        "id-c": identity("id-c", {"type": 0, "resourceID": W["id-c"]["resourceId"], "clientID": W["id-c"]["clientId"]}),
         "sp-secret": identity("sp-secret", {"type": 1, "clientID": W["sp-secret"]["clientId"], "tenantID": TENANT,
                                             "adEndpoint": aad_url,
                                             "clientPassword": {"name": "sp-secret", "namespace": ns}}),
@@ -140,16 +144,19 @@ def build_world():
     bindings = {
         "id-a": kube.create_binding(ns, "bind-a", "id-a", "sel-a"),
         "id-b": kube.create_binding(ns, "bind-b", "id-b", "sel-b"),
+        "id-c": kube.create_binding(ns, "bind-c", "id-c", "sel-c"),
         "sp-secret": kube.create_binding(ns, "bind-sp-secret", "sp-secret", "sel-sp"),
         "sp-cert": kube.create_binding(ns, "bind-sp-cert", "sp-cert", "sel-sp"),
     }
     kube.create_exception(ns, "exempt", {"app": "exempt"})
     labels = {"a": {"aadpodidbinding": "sel-a"}, "b": {"aadpodidbinding": "sel-b"}, "u": {},
-              "x": {"app": "exempt"}, "s": {"aadpodidbinding": "sel-sp"}}
+              "x": {"app": "exempt"}, "s": {"aadpodidbinding": "sel-sp"}, "c": {"aadpodidbinding": "sel-c"},
+              "r": {"aadpodidbinding": "sel-b"}}
     for name, pod in pods.items():
         kube.create_pod(ns, f"pod-{name}", node, pod.ip, labels=labels[name])
-    for pod, ident in (("a", "id-a"), ("b", "id-b"), ("s", "sp-secret"), ("s", "sp-cert")):
+    for pod, ident in (("a", "id-a"), ("b", "id-b"), ("s", "sp-secret"), ("s", "sp-cert"), ("r", "id-b")):
         kube.assign(ids[ident], bindings[ident], ns, f"pod-{pod}", node)
+    W["aai-c"] = kube.assign(ids["id-c"], bindings["id-c"], ns, "pod-c", node, state="Created")
 
 
 def token_path(resource="https://management.azure.com/", **selector):
@@ -237,6 +244,59 @@ class Isolation(unittest.TestCase):
         self.assertTrue(asked)
         # a bound pod asking for the same identity is refused
         self.assertEqual(http_get(ENV.lab.pods["a"].netns, token_path(client_id=x["clientId"])).status, 404)
+
+
+class HostToken(unittest.TestCase):
+    def host_token(self, netns, host, pod):
+        return http_get(netns, f"/host/token/?resource={quote(VAULT, safe='')}", host=host,
+                        headers=(f"podname: {pod}", f"podns: {W['ns']}"))
+
+    def test_node_processes_get_a_pods_token(self):
+        r = self.host_token(ENV.lab.node, "127.0.0.1:2579", "pod-a")
+        self.assertEqual(r.status, 200, r)
+        body = r.json()
+        self.assertEqual(body["clientid"], W["id-a"]["clientId"])
+        self.assertEqual(decode_jwt(body["token"]["access_token"])[1]["appid"], W["id-a"]["clientId"])
+
+    def test_a_pod_cannot_use_it_to_impersonate_another_pod(self):
+        r = self.host_token(ENV.lab.pods["a"].netns, "169.254.169.254", "pod-b")
+        self.assertEqual(r.status, 500, r)  # the original's "request remote address is not from a host"
+        self.assertNotIn("access_token", r.body)
+
+
+class Lifecycle(unittest.TestCase):
+    def test_a_created_assignment_is_answered_once_assigned(self):
+        pod = ENV.lab.pods["c"].netns
+        argv = ["ip", "netns", "exec", pod, "curl", "-sS", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}",
+                "-H", "Metadata: true", "http://169.254.169.254" + token_path(VAULT)]
+        waiting = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.5)
+            self.assertIsNone(waiting.poll(), "NMI answered before the identity was assigned")
+            patched = time.time()
+            ENV.kube.set_assigned_state(W["aai-c"], "Assigned")
+            out, _ = waiting.communicate(timeout=60)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.communicate()
+        print(f"\n  answered {time.time() - patched:.2f} s after the assignment became Assigned", flush=True)
+        self.assertEqual(out, "200")
+
+    def test_a_new_pod_with_a_reused_ip_does_not_inherit_the_identity(self):
+        netns, ip = ENV.lab.pods["r"].netns, ENV.lab.pods["r"].ip
+        ask = lambda: http_get(netns, token_path(client_id=W["id-b"]["clientId"])).status  # noqa: E731
+        self.assertEqual(ask(), 200)
+        # deleted with a grace period: no kubelet here, so it stays Terminating (phase Running) while a new
+        # pod claims its IP; two live pods with one IP is an error, never a guess
+        ENV.kube.delete(f"/api/v1/namespaces/{W['ns']}/pods/pod-r")
+        ENV.kube.create_pod(W["ns"], "pod-r2", ENV.node_name, ip)
+        self.assertEqual(ENV.wait_for(lambda: ask() == 500, timeout=10, interval=0.2), True)
+        # the old pod gone for good (as the kubelet would finish it): the IP is pod-r2's, which is unbound
+        ENV.kube.delete(f"/api/v1/namespaces/{W['ns']}/pods/pod-r?gracePeriodSeconds=0")
+        self.assertEqual(ENV.wait_for(lambda: ask() == 404, timeout=10, interval=0.2), True)
+        for _ in range(3):
+            self.assertEqual(ask(), 404)
 
 
 class ServicePrincipals(unittest.TestCase):
