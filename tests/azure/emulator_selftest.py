@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -851,6 +852,30 @@ class AdminTests(Base):
         self.assertEqual(self.admin.counters(), {})
         # the admin state dump never shows secrets either
         self.assertNotIn("TOPSECRET-123", json.dumps(self.admin.state()))
+
+    def test_reset_abandons_requests_still_in_flight(self):
+        # A request held in a latency fault when the next test resets must not take that test's
+        # faults nor show in its counters (a C++ client that timed out left one behind: it took
+        # the next test's one-shot 503).
+        self.admin.add_vm(resourceGroup=RG, name="node1")
+        self.admin.add_fault("arm-get", "latency", latencyMs=1000, count=1)
+        u = urllib.parse.urlsplit(self.u["arm"])
+        sock = socket.create_connection((u.hostname, u.port), timeout=30)
+        try:
+            sock.sendall(f"GET {vm_path('node1')}?api-version=2022-03-01 HTTP/1.1\r\nHost: {u.netloc}\r\n"
+                         "Connection: close\r\n\r\n"
+                         .encode())
+            self.admin.reset()
+            fault = self.admin.add_fault("arm-get", "status", status=503, count=1)
+            answer = b""
+            while chunk := sock.recv(4096):  # the emulator closes it once the latency is over
+                answer += chunk
+        finally:
+            sock.close()
+        self.assertEqual(answer, b"")
+        self.assertEqual([f["id"] for f in self.admin.faults()], [fault["id"]])
+        self.assertEqual(self.admin.counters(), {})
+        self.assertEqual(self.admin.requests()["entries"], [])
 
     def test_admin_errors_and_state_load(self):
         with self.assertRaises(AdminError) as ctx:

@@ -92,6 +92,15 @@ class DropConnection(Exception):
     pass
 
 
+class RequestAbandoned(Exception):
+    """The request was still in flight (e.g. in a latency fault) when /admin/reset started a new state:
+    it belongs to the old state, so it takes no fault, changes nothing, is not counted and gets no answer."""
+
+
+# The state generation the current handler thread's request started in (see State.reset).
+REQUEST = threading.local()
+
+
 UAMI_ID_RE = re.compile(
     r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.managedidentity/userassignedidentities/[^/]+$",
     re.IGNORECASE,
@@ -222,6 +231,7 @@ class State:
     # ---- lifecycle
     def reset(self):
         with LOCK:
+            self.generation = getattr(self, "generation", 0) + 1
             self.settings = copy.deepcopy(DEFAULT_SETTINGS)
             self.tenants = {}        # lower tid -> {tenantId, domains}
             self.identities = {}     # lower resource id -> identity
@@ -441,6 +451,8 @@ class State:
     def take_fault(self, cls, method, path, kinds, pred=None):
         """Consume and return the first matching fault of the given kinds."""
         with LOCK:
+            if self.stale_request():
+                raise RequestAbandoned()
             for f in self.faults:
                 if f["kind"] not in kinds:
                     continue
@@ -463,8 +475,13 @@ class State:
         return None
 
     # ---- counters / log
+    def stale_request(self):
+        return getattr(REQUEST, "generation", self.generation) != self.generation
+
     def record(self, cls, method, status, entry):
         with LOCK:
+            if self.stale_request():
+                return
             c = self.counters.setdefault(cls, {}).setdefault(method, {"total": 0})
             c["total"] += 1
             c[str(status)] = c.get(str(status), 0) + 1
@@ -602,6 +619,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.cls = cls
         self.body = b""
         self.note = {}
+        REQUEST.generation = STATE.generation
         counted = cls == "imds-token"
         if counted:
             with LOCK:
@@ -623,7 +641,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise Reply(404, {"error": {"code": "NotFound", "message": "No route for " + raw_path}})
             except Reply as r:
                 self.send(r.status, r.body, r.headers, r.content_type)
-            except DropConnection:
+            except (DropConnection, RequestAbandoned):
                 self.close_connection = True
                 self._status = 0
                 try:
