@@ -53,6 +53,13 @@ Format parse_format(std::string_view name) {
 
 bool enabled(int v) { return v <= config().verbosity; }
 
+// Only strings can carry a secret: numbers and bools under a "sensitive" key (e.g. a flag
+// named token-cache) are printed as they are, which also keeps the JSON output valid.
+std::string field_value(const KV& kv) {
+  if (!kv.quoted) return kv.value;
+  return redact::is_sensitive_key(kv.key) ? redact::secret(kv.value) : redact::text(kv.value);
+}
+
 std::string format_line(Format format, Severity sev, int v, std::string_view msg,
                         std::string_view err, Fields fields, const std::source_location& loc,
                         double unix_seconds, long pid) {
@@ -65,8 +72,7 @@ std::string format_line(Format format, Severity sev, int v, std::string_view msg
     line += fmt::format(",\"msg\":{}", json_quote(redact::text(msg)));
     if (!err.empty()) line += fmt::format(",\"err\":{}", json_quote(redact::text(err)));
     for (const auto& kv : fields) {
-      std::string value = redact::is_sensitive_key(kv.key) ? redact::secret(kv.value)
-                                                           : redact::text(kv.value);
+      std::string value = field_value(kv);
       line += fmt::format(",{}:{}", json_quote(kv.key), kv.quoted ? json_quote(value) : value);
     }
     line += "}";
@@ -82,8 +88,7 @@ std::string format_line(Format format, Severity sev, int v, std::string_view msg
                      basename(loc.file_name()), loc.line(), text_quote(redact::text(msg)));
   if (!err.empty()) line += fmt::format(" err={}", text_quote(redact::text(err)));
   for (const auto& kv : fields) {
-    std::string value = redact::is_sensitive_key(kv.key) ? redact::secret(kv.value)
-                                                         : redact::text(kv.value);
+    std::string value = field_value(kv);
     line += fmt::format(" {}={}", kv.key, kv.quoted ? text_quote(value) : value);
   }
   return line;

@@ -69,6 +69,17 @@ TEST_CASE("secrets never reach a log line, in either format") {
   }
 }
 
+TEST_CASE("numbers and bools under a sensitive key stay valid JSON and are shown") {
+  Capture cap(log::Format::json);
+  log::info("token cache", {{"token_cache", true}, {"token_count", 3}, {"token", "opaque-token-value"}});
+  REQUIRE(cap.lines.size() == 1);
+  auto obj = boost::json::parse(cap.lines[0]).as_object();
+  CHECK(obj.at("token_cache").as_bool());
+  CHECK(obj.at("token_count").as_int64() == 3);
+  CHECK(obj.at("token").as_string() != "opaque-token-value");
+  CHECK(cap.lines[0].find("opaque-token-value") == std::string::npos);
+}
+
 TEST_CASE("unknown log format is an error") {
   CHECK(log::parse_format("json") == log::Format::json);
   CHECK_THROWS_WITH(log::parse_format("xml"), Catch::Contains("unknown log format \"xml\""));
