@@ -94,6 +94,12 @@ for path in (main_file, managed, noazure):
             unknown = [u for u in used if u not in flags[role]]
             check(f"{os.path.basename(path)} {o['kind']} {o['metadata']['name']}: flags {used} exist for --role={role}",
                   not unknown, str(unknown))
+            # The exact arguments pass the binary's validation (it validates them all before --version).
+            argv = [binary, f"--role={role}"] + [re.sub(r"\$\(NODE_NAME\)", "node-1", a) for a in c.get("args", [])]
+            env = dict(os.environ, MIC_POD_NAMESPACE="default", NODE_NAME="node-1")
+            r = subprocess.run(argv + ["--version"], capture_output=True, text=True, env=env)
+            check(f"{os.path.basename(path)} {o['metadata']['name']}: the binary accepts exactly these arguments",
+                  r.returncode == 0, r.stderr.strip())
             probe_port = next(a.split("=", 1)[1] for a in c["args"] if a.startswith("--http-probe-port="))
             ports = {c["livenessProbe"]["httpGet"]["port"], c["readinessProbe"]["httpGet"]["port"]}
             check(f"{os.path.basename(path)} {o['metadata']['name']}: probes on the --http-probe-port ({probe_port})",
