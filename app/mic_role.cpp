@@ -1,5 +1,6 @@
 // --role=mic: the controller (issue 7). Wires the leader-elected MIC controller into the
 // shared process skeleton: cloud config and ARM client, kube client, health and metrics.
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,7 +26,8 @@ using namespace std::chrono_literals;
 // Everything the MIC role owns for the life of the process.
 struct MicRole {
   std::unique_ptr<kube::Client> kube;
-  std::unique_ptr<identity::mic::AzureSetup> azure;
+  std::unique_ptr<identity::mic::ReloadableCompute> arm;
+  std::string user_agent_suffix;
   std::unique_ptr<identity::mic::Controller> controller;
   identity::mic::TypeUpgradeOptions upgrade;
   bool finished = false;
@@ -60,6 +62,42 @@ struct MicRole {
       log::error("exiting: leadership lost", "lease not renewed in time or taken over", {});
       std::fflush(stderr);
       std::_Exit(1);
+    }
+  }
+
+  // azure.json changed (checked every few seconds, as the original's file watcher): new
+  // credentials and endpoints apply to the next ARM call, and every VM/VMSS is retried at once.
+  boost::asio::awaitable<void> watch_cloud_config(std::string path) {
+    azure::CloudConfigWatcher watcher(path);
+    watcher.changed();  // the file as read at start
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+    for (;;) {
+      t.expires_after(5s);
+      auto [ec] = co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      if (ec || finished) co_return;
+      auto polled = watcher.poll();
+      if (!polled) continue;
+      if (!*polled) {
+        log::warning("cloud config changed but is not usable; keeping the previous one",
+                     {{"cloudconfig", path}, {"error", polled->error().describe()}});
+        continue;
+      }
+      const auto& old = arm->current().config;
+      auto fresh = **polled;
+      bool needs_restart = fresh.subscription_id != old.subscription_id ||
+                           fresh.resource_group != old.resource_group ||
+                           fresh.user_assigned_identity_id != old.user_assigned_identity_id;
+      auto next = identity::mic::make_azure_setup_from(t.get_executor(), std::move(fresh), user_agent_suffix);
+      if (!next) {
+        log::warning("cloud config changed but is not usable; keeping the previous one",
+                     {{"cloudconfig", path}, {"error", next.error().describe()}});
+        continue;
+      }
+      arm->replace(std::move(*next));
+      log::info("cloud config reloaded", {{"cloudconfig", path}});
+      if (needs_restart)
+        log::warning("subscriptionId, resourceGroup or userAssignedIdentityID changed: they take effect after a restart");
+      controller->engine().retry_all_now();
     }
   }
 
@@ -104,12 +142,14 @@ bool start_mic(const identity::MicOptions& o, RoleRuntime& rt, MicRole& role) {
   ko.user_agent_suffix = o.custom_user_agent;
   role.kube = std::make_unique<kube::Client>(rt.io.get_executor(), config, ko);
 
-  auto azure = identity::mic::make_azure_setup(rt.io.get_executor(), o.cloudconfig, o.custom_user_agent);
-  if (!azure) {
-    log::error("cannot set up the Azure client", azure.error().describe(), {{"cloudconfig", o.cloudconfig}});
+  auto setup = identity::mic::make_azure_setup(rt.io.get_executor(), o.cloudconfig, o.custom_user_agent);
+  if (!setup) {
+    log::error("cannot set up the Azure client", setup.error().describe(), {{"cloudconfig", o.cloudconfig}});
     return false;
   }
-  role.azure = std::move(*azure);
+  role.arm = std::make_unique<identity::mic::ReloadableCompute>(std::move(*setup));
+  role.user_agent_suffix = o.custom_user_agent;
+  const auto& cloud = role.arm->current().config;
 
   identity::mic::ControllerOptions co;
   co.election.ns = o.leader_election_namespace.empty() ? o.mic_pod_namespace : o.leader_election_namespace;
@@ -121,15 +161,15 @@ bool start_mic(const identity::MicOptions& o, RoleRuntime& rt, MicRole& role) {
   co.election.retry_period = std::chrono::duration_cast<std::chrono::milliseconds>(o.leader_election_retry_period);
   auto& e = co.engine;
   e.force_namespaced = o.force_namespaced;
-  e.immutable_client_ids = identity::mic::immutable_client_ids(o.immutable_identities(), role.azure->config);
-  e.default_subscription = role.azure->config.subscription_id;
-  e.default_resource_group = role.azure->config.resource_group;
+  e.immutable_client_ids = identity::mic::immutable_client_ids(o.immutable_identities(), cloud);
+  e.default_subscription = cloud.subscription_id;
+  e.default_resource_group = cloud.resource_group;
   e.resync_period = std::chrono::duration_cast<std::chrono::milliseconds>(o.sync_retry_duration);
   e.drift_interval = std::chrono::duration_cast<std::chrono::milliseconds>(o.identity_assignment_reconcile_interval);
   e.update.max_retries = static_cast<int>(o.update_user_msi_max_retry);
   e.update.retry_interval = std::chrono::duration_cast<std::chrono::milliseconds>(o.update_user_msi_retry_interval);
   try {
-    role.controller = std::make_unique<identity::mic::Controller>(*role.kube, *role.azure->arm,
+    role.controller = std::make_unique<identity::mic::Controller>(*role.kube, *role.arm,
                                                                   azure::system_clock(), rt.registry, co);
   } catch (const std::invalid_argument& ex) {
     log::error("invalid leader election settings", ex.what(), {});
@@ -146,8 +186,9 @@ bool start_mic(const identity::MicOptions& o, RoleRuntime& rt, MicRole& role) {
   role.controller->on_leading = [&role]() { return role.type_upgrade(); };
   role.controller->attach_health(rt.health);
   log::info("MIC starting", {{"lease", co.election.ns + "/" + co.election.name}, {"identity", co.election.identity},
-                             {"cloudconfig", role.azure->config.source}});
+                             {"cloudconfig", cloud.source}});
   boost::asio::co_spawn(rt.io, role.run(), boost::asio::detached);
+  if (!o.cloudconfig.empty()) boost::asio::co_spawn(rt.io, role.watch_cloud_config(o.cloudconfig), boost::asio::detached);
   return true;
 }
 

@@ -21,11 +21,18 @@ azure::Result<std::unique_ptr<AzureSetup>> make_azure_setup(boost::asio::any_io_
                                                             const std::string& cloudconfig_path,
                                                             const std::string& user_agent_suffix,
                                                             const azure::EnvLookup& env) {
-  auto setup = std::make_unique<AzureSetup>();
   auto config = cloudconfig_path.empty() ? azure::cloud_config_from_env(env)
                                          : azure::load_cloud_config_file(cloudconfig_path);
   if (!config) return config.error();
-  setup->config = std::move(*config);
+  return make_azure_setup_from(executor, std::move(*config), user_agent_suffix, env);
+}
+
+azure::Result<std::unique_ptr<AzureSetup>> make_azure_setup_from(boost::asio::any_io_executor executor,
+                                                                 azure::CloudConfig config,
+                                                                 const std::string& user_agent_suffix,
+                                                                 const azure::EnvLookup& env) {
+  auto setup = std::make_unique<AzureSetup>();
+  setup->config = std::move(config);
   auto endpoints = azure::resolve_endpoints(setup->config, endpoint_overrides_from_env(env), env);
   if (!endpoints) return endpoints.error();
   setup->endpoints = *endpoints;
@@ -41,6 +48,21 @@ azure::Result<std::unique_ptr<AzureSetup>> make_azure_setup(boost::asio::any_io_
   ao.audience = setup->endpoints.arm_audience;
   setup->arm = std::make_unique<azure::ArmComputeClient>(*setup->http, *setup->tokens, azure::system_clock(), ao);
   return setup;
+}
+
+boost::asio::awaitable<azure::Result<azure::ComputeResource>> ReloadableCompute::get(
+    const azure::ComputeRef& ref, const azure::Cancellation& cancel) {
+  auto* arm = setups_.back()->arm.get();
+  auto r = co_await arm->get(ref, cancel);
+  co_return r;
+}
+
+boost::asio::awaitable<azure::Result<void>> ReloadableCompute::patch_identity(const azure::ComputeRef& ref,
+                                                                            const azure::IdentityPatch& patch,
+                                                                            const azure::Cancellation& cancel) {
+  auto* arm = setups_.back()->arm.get();
+  auto r = co_await arm->patch_identity(ref, patch, cancel);
+  co_return r;
 }
 
 std::set<std::string> immutable_client_ids(const std::vector<std::string>& flag_ids, const azure::CloudConfig& config) {

@@ -23,10 +23,34 @@ struct AzureSetup {
 
 azure::EndpointOverrides endpoint_overrides_from_env(const azure::EnvLookup& env = azure::process_env());
 
+// Builds the ARM client for an already loaded configuration.
+azure::Result<std::unique_ptr<AzureSetup>> make_azure_setup_from(boost::asio::any_io_executor executor,
+                                                                 azure::CloudConfig config,
+                                                                 const std::string& user_agent_suffix,
+                                                                 const azure::EnvLookup& env = azure::process_env());
+
 azure::Result<std::unique_ptr<AzureSetup>> make_azure_setup(boost::asio::any_io_executor executor,
                                                             const std::string& cloudconfig_path,
                                                             const std::string& user_agent_suffix,
                                                             const azure::EnvLookup& env = azure::process_env());
+
+// The ARM client MIC uses, replaceable when azure.json changes (as the original re-reads it).
+// Replaced setups stay alive: calls already running on them finish there.
+class ReloadableCompute final : public azure::ComputeClient {
+ public:
+  explicit ReloadableCompute(std::unique_ptr<AzureSetup> first) { setups_.push_back(std::move(first)); }
+  boost::asio::awaitable<azure::Result<azure::ComputeResource>> get(
+      const azure::ComputeRef& ref, const azure::Cancellation& cancel = azure::Cancellation::none()) override;
+  boost::asio::awaitable<azure::Result<void>> patch_identity(
+      const azure::ComputeRef& ref, const azure::IdentityPatch& patch,
+      const azure::Cancellation& cancel = azure::Cancellation::none()) override;
+  const AzureSetup& current() const { return *setups_.back(); }
+  void replace(std::unique_ptr<AzureSetup> next) { setups_.push_back(std::move(next)); }
+  std::size_t generation() const { return setups_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<AzureSetup>> setups_;
+};
 
 // --immutable-user-msis (lower-cased) plus the cluster identity (userAssignedIdentityID).
 std::set<std::string> immutable_client_ids(const std::vector<std::string>& flag_ids, const azure::CloudConfig& config);

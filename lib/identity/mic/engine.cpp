@@ -224,6 +224,14 @@ void Engine::enqueue_all() {
   metrics_.queue_depth.get().set(static_cast<double>(queue_.depth()));
 }
 
+void Engine::retry_all_now() {
+  if (!working_) return;
+  for (const auto& [key, ref] : refs_) {
+    queue_.forget(key);
+    queue_.add(key);
+  }
+}
+
 void Engine::check_drift() {
   if (!working_) return;
   for (const auto& a : aais_->list()) {

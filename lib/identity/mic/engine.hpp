@@ -66,6 +66,8 @@ class Engine {
 
   // Enqueues every VM/VMSS that has labelled pods or AAIs (a full resync).
   void enqueue_all();
+  // Every known VM/VMSS again at once, backoff forgotten (e.g. after new credentials).
+  void retry_all_now();
   // Marks every VM/VMSS with Assigned identities for an ARM drift check and enqueues it.
   void check_drift();
 
