@@ -21,6 +21,7 @@ import unittest
 from urllib.parse import quote
 
 import e2e_env
+import kubeapi
 import sdk_clients
 from admin_client import decode_jwt, make_certificate
 from e2e_env import ARM_SCOPE, TENANT, VAULT, http_get
@@ -155,7 +156,8 @@ def build_world():
     for name, pod in pods.items():
         kube.create_pod(ns, f"pod-{name}", node, pod.ip, labels=labels[name])
     for pod, ident in (("a", "id-a"), ("b", "id-b"), ("s", "sp-secret"), ("s", "sp-cert"), ("r", "id-b")):
-        kube.assign(ids[ident], bindings[ident], ns, f"pod-{pod}", node)
+        W[f"aai-{pod}"] = kube.assign(ids[ident], bindings[ident], ns, f"pod-{pod}", node)
+    W["obj-id-a"], W["obj-bind-a"] = ids["id-a"], bindings["id-a"]
     W["aai-c"] = kube.assign(ids["id-c"], bindings["id-c"], ns, "pod-c", node, state="Created")
 
 
@@ -297,6 +299,31 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(ENV.wait_for(lambda: ask() == 404, timeout=10, interval=0.2), True)
         for _ in range(3):
             self.assertEqual(ask(), 404)
+
+
+class ManagedMode(unittest.TestCase):
+    def test_managed_mode_reads_bindings_in_the_pods_namespace_without_assignments(self):
+        global NMI
+        NMI.stop()
+        # no AzureAssignedIdentity for pod a: managed mode does not need (or read) them
+        aai = W["aai-a"]["metadata"]
+        path = f"{kubeapi.AAD_GROUP}/namespaces/{aai['namespace']}/azureassignedidentities/{aai['name']}"
+        ENV.kube.call("PATCH", path, {"metadata": {"finalizers": None}}, "application/merge-patch+json")
+        ENV.kube.delete(path)
+        try:
+            NMI = Nmi(ENV, ("--operation-mode=managed", "--forceNamespaced"))
+            NMI.wait_active()
+            a = http_get(ENV.lab.pods["a"].netns, token_path(VAULT))
+            self.assertEqual(a.status, 200, a)
+            self.assertEqual(claims_of(a)["appid"], W["id-a"]["clientId"])
+            self.assertEqual(http_get(ENV.lab.pods["u"].netns, token_path(VAULT)).status, 404)
+            self.assertEqual(http_get(ENV.lab.pods["a"].netns, token_path(client_id=W["id-b"]["clientId"])).status,
+                             404)
+        finally:
+            NMI.stop()
+            W["aai-a"] = ENV.kube.assign(W["obj-id-a"], W["obj-bind-a"], W["ns"], "pod-a", ENV.node_name)
+            NMI = Nmi(ENV)
+            NMI.wait_active()
 
 
 class ServicePrincipals(unittest.TestCase):
