@@ -16,8 +16,9 @@ ok() { echo "ok   - $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL - $*"; failed=$((failed + 1)); }
 tag="localhost/aad-pod-identity-mic:test-$$" certs="localhost/aad-test-certs-$$"
 ctr=""
-cleanup() {
-  [[ -n $ctr ]] && buildah rm "$ctr" >/dev/null 2>&1
+cleanup() { # our container, the stage container buildah keeps for the certs image, both images
+  local c
+  for c in $ctr $(buildah containers -q --filter ancestor="$certs" 2>/dev/null); do buildah rm "$c" >/dev/null 2>&1; done
   buildah rmi "$tag" "$certs" >/dev/null 2>&1
 }
 trap cleanup EXIT
@@ -46,5 +47,8 @@ out=$(buildah run "$ctr" -- /aad-pod-identity --role=mic --version 2>&1)
 [[ $out == "aad-pod-identity "* ]] && ok "the binary runs inside the image: $out" || fail "run in image: $out"
 out=$(buildah run "$ctr" -- /aad-pod-identity --role=mic --bogus 2>&1; echo "status=$?")
 [[ $out == *"unknown flag --bogus"*"status=2" ]] && ok "flag errors inside the image as outside" || fail "$out"
+cleanup
+left=$(buildah images -q --filter reference="$certs" 2>/dev/null; buildah images -q --filter reference="$tag" 2>/dev/null)
+[[ -z $left ]] && ok "no image or container left behind" || fail "left behind: $left"
 echo "$passed passed, $failed failed"
 ((failed == 0))
