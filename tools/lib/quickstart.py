@@ -232,6 +232,8 @@ class Quickstart:
                               netns=self.lab.node)
         self.say(f"NMI in {self.lab.node} as {who}, --node={NODES[0]}")
         self.wait_for("NMI /readyz", lambda: self._alive(self.nmi) and self._node_http_ok(8085), 60)
+        # /healthz turns "Active" once the redirect is in place (readiness is only the caches).
+        self.wait_for("NMI /healthz Active", lambda: self._alive(self.nmi) and self._node_active(8085), 60)
         rules = self.lab.run(self.lab.node, ["iptables", "-t", "nat", "-S", "aad-metadata"], timeout=30).stdout
         self.say("iptables -t nat -S aad-metadata (in the node):")
         self.say("\n".join("  " + l for l in rules.splitlines()) or "  (no chain)")
@@ -302,6 +304,10 @@ print(json.dumps({"status": resp.status, "response": body}))
         r = self.lab.run(self.lab.node, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                                          f"http://127.0.0.1:{port}/readyz"], timeout=10)
         return r.stdout.strip() == "200"
+
+    def _node_active(self, port):
+        r = self.lab.run(self.lab.node, ["curl", "-s", f"http://127.0.0.1:{port}/healthz"], timeout=10)
+        return r.stdout.strip() == "Active"
 
     def poke_instructions(self):
         print(f"""
