@@ -858,13 +858,19 @@ class AdminTests(Base):
         # faults nor show in its counters (a C++ client that timed out left one behind: it took
         # the next test's one-shot 503).
         self.admin.add_vm(resourceGroup=RG, name="node1")
-        self.admin.add_fault("arm-get", "latency", latencyMs=1000, count=1)
+        latency = self.admin.add_fault("arm-get", "latency", latencyMs=1000, count=1)
         u = urllib.parse.urlsplit(self.u["arm"])
         sock = socket.create_connection((u.hostname, u.port), timeout=30)
         try:
             sock.sendall(f"GET {vm_path('node1')}?api-version=2022-03-01 HTTP/1.1\r\nHost: {u.netloc}\r\n"
                          "Connection: close\r\n\r\n"
                          .encode())
+            # Reset only once the GET is inside its latency fault (a one-shot fault leaves the list
+            # when taken); a reset before the emulator read it left a fresh GET answered 401.
+            deadline = time.monotonic() + 10
+            while latency["id"] in [f["id"] for f in self.admin.faults()]:
+                self.assertLess(time.monotonic(), deadline, "the GET never reached its latency fault")
+                time.sleep(0.01)
             self.admin.reset()
             fault = self.admin.add_fault("arm-get", "status", status=503, count=1)
             answer = b""
