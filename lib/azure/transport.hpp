@@ -10,6 +10,7 @@
 #include "azure/cancel.hpp"
 #include "azure/clock.hpp"
 #include "azure/error.hpp"
+#include "core/ascii.hpp"
 #include "core/http_client.hpp"
 
 namespace aad::azure {
@@ -28,8 +29,5 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value, Sy
 
 // "https://host/" + "path" with exactly one slash between them.
 std::string join_url(std::string_view base, std::string_view path);
-
-std::string to_lower(std::string_view s);
-bool iequals(std::string_view a, std::string_view b);
 
 }  // namespace aad::azure

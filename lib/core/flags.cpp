@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstdint>
 
+#include "core/ascii.hpp"
+
 namespace aad {
 namespace {
 
@@ -171,10 +173,7 @@ void FlagSet::add_choice(std::string name, std::string* dst, std::string def,
   auto& f = add(std::move(name), std::move(help), {}, false);
   f.default_text = fmt::format("\"{}\"", def);
   f.apply = [dst, choices, lower](std::string_view v) {
-    std::string s(v);
-    if (lower)
-      std::transform(s.begin(), s.end(), s.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::string s = lower ? to_lower(v) : std::string(v);
     if (std::find(choices.begin(), choices.end(), s) == choices.end())
       throw std::invalid_argument(fmt::format("must be one of: {}", fmt::join(choices, ", ")));
     *dst = s;

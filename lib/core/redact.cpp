@@ -4,19 +4,14 @@
 #include <array>
 #include <cctype>
 
+#include "core/ascii.hpp"
+
 namespace aad::redact {
 namespace {
 
 constexpr std::array<std::string_view, 10> kSensitiveParts = {
     "secret", "token", "assertion", "password", "authorization",
     "credential", "private_key", "privatekey", "clientpassword", "cookie"};
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 bool is_b64url(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '=';
@@ -56,7 +51,7 @@ std::size_t value_end(std::string_view s, std::size_t start, bool quoted) {
 }  // namespace
 
 bool is_sensitive_key(std::string_view key) {
-  auto k = lower(key);
+  auto k = to_lower(key);
   for (auto part : kSensitiveParts)
     if (k.find(part) != std::string::npos) {
       // Expiry and type fields are not secret even though they contain "token".
@@ -86,7 +81,7 @@ std::string text(std::string_view s) {
       continue;
     }
     // "Bearer <credential>"
-    if ((s[i] == 'B' || s[i] == 'b') && lower(s.substr(i, 7)) == "bearer " &&
+    if ((s[i] == 'B' || s[i] == 'b') && to_lower(s.substr(i, 7)) == "bearer " &&
         (i == 0 || !is_key_char(s[i - 1]))) {
       std::size_t j = i + 7;
       std::size_t e = value_end(s, j, false);
@@ -110,10 +105,10 @@ std::string text(std::string_view s) {
       if (sep && v < s.size() && is_sensitive_key(key)) {
         bool quoted = s[v] == '"';
         std::size_t vs = quoted ? v + 1 : v;
-        if (lower(s.substr(vs, 7)) == "bearer ") vs += 7;  // "Authorization: Bearer <token>"
-        else if (lower(s.substr(vs, 6)) == "basic ") vs += 6;
+        if (to_lower(s.substr(vs, 7)) == "bearer ") vs += 7;  // "Authorization: Bearer <token>"
+        else if (to_lower(s.substr(vs, 6)) == "basic ") vs += 6;
         // A cookie header holds several pairs: mask up to the end of the line.
-        std::size_t ve = lower(key).find("cookie") != std::string::npos && !quoted
+        std::size_t ve = to_lower(key).find("cookie") != std::string::npos && !quoted
                              ? std::min(s.find('\n', vs), s.size())
                              : value_end(s, vs, quoted);
         if (ve > vs) {

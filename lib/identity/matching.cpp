@@ -4,14 +4,10 @@
 #include <cctype>
 #include <set>
 
+#include "core/ascii.hpp"
+
 namespace aad::identity {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string_view pod_selector(const kube::Pod& pod) {
   auto it = pod.meta.labels.find(std::string(kPodLabel));

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "core/ascii.hpp"
+
 namespace aad::identity {
 namespace {
 
@@ -138,8 +140,7 @@ std::vector<std::string> MicOptions::immutable_identities() const {
     std::string id = immutable_user_msis.substr(start, end - start);
     id.erase(0, id.find_first_not_of(" \t"));
     id.erase(id.find_last_not_of(" \t") + 1);
-    std::transform(id.begin(), id.end(), id.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (!id.empty()) out.push_back(id);
+    if (!id.empty()) out.push_back(to_lower(id));
     start = end + 1;
   }
   return out;

@@ -2,6 +2,7 @@
 
 #include "azure/clock.hpp"
 #include "azure/credentials.hpp"
+#include "core/ascii.hpp"
 #include "core/version.hpp"
 
 namespace aad::identity::mic {
@@ -67,9 +68,8 @@ boost::asio::awaitable<azure::Result<void>> ReloadableCompute::patch_identity(co
 
 std::set<std::string> immutable_client_ids(const std::vector<std::string>& flag_ids, const azure::CloudConfig& config) {
   std::set<std::string> out;
-  auto add = [&](std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (!s.empty()) out.insert(std::move(s));
+  auto add = [&](std::string_view id) {
+    if (!id.empty()) out.insert(to_lower(id));
   };
   for (const auto& id : flag_ids) add(id);
   add(config.user_assigned_identity_id);

@@ -4,16 +4,11 @@
 #include <fmt/format.h>
 #include <regex>
 
+#include "core/ascii.hpp"
 #include "identity/matching.hpp"
 
 namespace aad::identity::mic {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string behavior(const kube::AzureIdentity& i) {
   auto it = i.meta.annotations.find(std::string(kBehaviorAnnotation));
@@ -111,7 +106,7 @@ bool same_assignment(const kube::AzureAssignedIdentity& current, const kube::Azu
 
 std::string assigned_resource_id(const kube::AzureAssignedIdentity& aai) {
   if (!aai.azure_identity_ref || aai.azure_identity_ref->type != 0) return {};
-  return lower(aai.azure_identity_ref->resource_id);
+  return to_lower(aai.azure_identity_ref->resource_id);
 }
 
 }  // namespace aad::identity::mic

@@ -3,13 +3,10 @@
 #include <chrono>
 #include <optional>
 
+#include "core/ascii.hpp"
+
 namespace aad::identity::mic {
 namespace {
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -47,7 +44,7 @@ boost::asio::awaitable<azure::Result<azure::ComputeResource>> InstrumentedComput
   record(ref, "get", r.has_value(), since(start), err ? &*err : nullptr);
   if (r) {
     std::set<std::string> ids;
-    for (const auto& id : r->current_identity().user_assigned) ids.insert(lower(id));
+    for (const auto& id : r->current_identity().user_assigned) ids.insert(to_lower(id));
     seen_[ref.key()] = std::move(ids);
   }
   co_return r;

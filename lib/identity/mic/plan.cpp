@@ -3,16 +3,11 @@
 #include <algorithm>
 #include <map>
 
+#include "core/ascii.hpp"
 #include "identity/mic/desired_state.hpp"
 
 namespace aad::identity::mic {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool assigned_state(const kube::AzureAssignedIdentity& a) {
   return a.status == kube::kAssignedIDAssigned || a.status.empty();  // "" = legacy, as the original
@@ -96,7 +91,7 @@ Plan plan_assignments(const PlanInputs& in) {
   for (const auto* a : unassign) {
     auto id = assigned_resource_id(*a);
     if (id.empty() || needed.count(id) || found_on_vm.count(id)) continue;
-    if (in.immutable_client_ids.count(lower(a->azure_identity_ref->client_id))) continue;
+    if (in.immutable_client_ids.count(to_lower(a->azure_identity_ref->client_id))) continue;
     remove.insert(id);
   }
   plan.add_ids = sorted_unique(std::move(add));

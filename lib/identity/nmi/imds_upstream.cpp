@@ -1,7 +1,9 @@
 #include "identity/nmi/imds_upstream.hpp"
 
+#include <algorithm>
 #include <array>
 
+#include "core/ascii.hpp"
 #include "core/log.hpp"
 #include "identity/nmi/request.hpp"
 
@@ -13,11 +15,7 @@ bool is_hop_by_hop(std::string_view header) {
   static constexpr std::array<std::string_view, 11> kHop = {
       "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
       "trailer", "transfer-encoding", "upgrade", "content-length", "host"};
-  for (auto h : kHop)
-    if (h.size() == header.size() &&
-        std::equal(h.begin(), h.end(), header.begin(), [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
-      return true;
-  return false;
+  return std::any_of(kHop.begin(), kHop.end(), [&](std::string_view h) { return iequals(h, header); });
 }
 
 HttpUpstream::HttpUpstream(http::Client& client, std::string base_url, std::chrono::milliseconds timeout)

@@ -4,16 +4,10 @@
 #include <boost/json/serialize.hpp>
 #include <cctype>
 
+#include "core/ascii.hpp"
+
 namespace aad::identity::nmi {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
 
 // "/metadata" (any case) at the start of the path, followed by rest.
 bool metadata_prefix(std::string_view path, std::string_view rest) {

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include <boost/asio/this_coro.hpp>
+#include "core/ascii.hpp"
 #include "kube/notifier.hpp"
 
 namespace aad::identity::nmi {
@@ -15,11 +16,6 @@ namespace aad::identity::nmi {
 using namespace std::chrono;
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 // Length-prefixed fields: no value can forge another key.
 void field(std::string& key, std::string_view v) { key += fmt::format("{}:{};", v.size(), v); }
@@ -29,15 +25,15 @@ void field(std::string& key, std::string_view v) { key += fmt::format("{}:{};", 
 std::string token_cache_key(const kube::AzureIdentity& id, const std::string& resource) {
   std::string key;
   field(key, std::to_string(id.type));
-  field(key, lower(id.client_id));
+  field(key, to_lower(id.client_id));
   if (id.type == 0) {
-    field(key, lower(id.resource_id));
+    field(key, to_lower(id.resource_id));
   } else {
-    field(key, lower(id.tenant_id));
+    field(key, to_lower(id.tenant_id));
     field(key, id.ad_endpoint);
     field(key, id.client_password ? id.client_password->ns + "/" + id.client_password->name : "");
     if (id.type == 1)
-      for (const auto& t : id.auxiliary_tenant_ids) field(key, lower(t));
+      for (const auto& t : id.auxiliary_tenant_ids) field(key, to_lower(t));
   }
   field(key, resource);
   return key;
