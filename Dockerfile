@@ -2,7 +2,8 @@
 #   meson setup build-release --buildtype=release && ninja -C build-release app/aad-pod-identity
 #   buildah build --target mic -t aad-pod-identity-mic:0.1.0 .     # or: docker build ...
 #   buildah build --target nmi -t aad-pod-identity-nmi:0.1.0 .
-# nmi: Debian 12 slim with iptables and conntrack, which NMI runs on the node.
+# nmi: Debian 12 slim with iptables and conntrack, which NMI runs on the node; `iptables` is
+#      tools/image/iptables-wrapper, which picks the backend (legacy or nft) the node already uses.
 # mic: the binary and the CA certificates on an empty base, user 65532 (the manifests run it as
 #      user 0 only to read the node's root-owned azure.json).
 # CERTS_IMAGE: any image with /etc/ssl/certs/ca-certificates.crt and /etc/nsswitch.conf.
@@ -13,6 +14,8 @@ FROM ${DEBIAN_IMAGE} AS nmi
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables conntrack ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+COPY tools/image/iptables-wrapper /usr/sbin/iptables-wrapper
+RUN /usr/sbin/iptables-wrapper --install
 COPY build-release/app/aad-pod-identity /usr/local/bin/aad-pod-identity
 ENTRYPOINT ["/usr/local/bin/aad-pod-identity", "--role=nmi"]
 

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "identity/nmi/command.hpp"
@@ -114,4 +116,29 @@ TEST_CASE("a failing iptables is reported with the command, not fatal") {
   CHECK_FALSE(r.ensure(error));
   CHECK_THAT(error, Catch::Contains("iptables -w -t nat -S PREROUTING") && Catch::Contains("Permission denied"));
   CHECK(calls == 2);
+}
+
+// Hidden ([.]): run by tests/nmi/iptables_wrapper_test.sh in a network and mount namespace where
+// `iptables` is the image's tools/image/iptables-wrapper, with AAD_EXPECT_IPTABLES_BACKEND naming
+// the backend (legacy or nft) the wrapper must pick. There the parent shell shares our network
+// namespace, so the guard compares with the host's, whose inode the script passes in.
+TEST_CASE("redirect: lands in the backend the iptables wrapper picked", "[.][wrapper]") {
+  struct stat self {};
+  const char* host = std::getenv("AAD_HOST_NETNS_INODE");
+  REQUIRE(host != nullptr);
+  REQUIRE(stat("/proc/self/ns/net", &self) == 0);
+  REQUIRE(std::to_string(self.st_ino) != host);
+  const char* env = std::getenv("AAD_EXPECT_IPTABLES_BACKEND");
+  REQUIRE(env != nullptr);
+  const std::string expected = env, other = expected == "legacy" ? "nft" : "legacy";
+  std::atomic<bool> installed = false;
+  Redirector r({spec(), 200ms, false}, run_command, [&] { installed = true; });
+  r.start();  // logs `iptables --version` first: the wrapper's first call
+  REQUIRE(eventually([&] { return installed.load(); }));
+  // No `-t nat`: iptables-legacy-save would create the legacy table just by being asked.
+  auto mine = run_command({"iptables-" + expected + "-save"}).out;
+  CHECK_THAT(mine, Catch::Contains(":aad-metadata - [0:0]") && Catch::Contains("-A PREROUTING -j aad-metadata"));
+  CHECK_THAT(run_command({"iptables-" + other + "-save"}).out, !Catch::Contains("aad-metadata"));
+  r.stop();
+  CHECK_THAT(run_command({"iptables-" + expected + "-save"}).out, !Catch::Contains("aad-metadata"));
 }

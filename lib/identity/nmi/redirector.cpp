@@ -80,6 +80,12 @@ void Redirector::stop() {
 }
 
 void Redirector::loop() {
+  // In the image `iptables` is tools/image/iptables-wrapper: this first call picks the node's
+  // backend, and says which one ("iptables v1.8.9 (legacy)" or "(nf_tables)").
+  auto version = run_(std::vector<std::string>{"iptables", "--version"});
+  auto line = version.out.substr(0, version.out.find('\n'));
+  if (version.ok()) log::info("iptables backend", {{"version", line}});
+  else log::warning("iptables --version failed", {{"error", version.err}});
   std::unique_lock lock(mu_);
   while (!stopping_) {
     lock.unlock();
