@@ -17,17 +17,6 @@
 
 namespace aad::test {
 
-// Applies tests/kube/testdata/crds.yaml once per process and waits until Established.
-inline void ensure_crds(KubeTestenv& kube) {
-  static bool done = false;
-  if (done) return;
-  auto path = KubeTestenv::source_root() + "/tests/kube/testdata/crds.yaml";
-  auto r = kube.kubectl({"apply", "-f", path});
-  if (r.exit_code != 0) throw std::runtime_error("kubectl apply crds: " + r.err);
-  r = kube.kubectl({"wait", "--for", "condition=established", "--timeout=60s", "-f", path});
-  if (r.exit_code != 0) throw std::runtime_error("kubectl wait crds: " + r.err);
-  done = true;
-}
 
 // Pumps `io` until pred() is true or the limit passes; returns pred().
 inline bool pump_until(boost::asio::io_context& io, const std::function<bool()>& pred,

@@ -257,7 +257,7 @@ TEST_CASE("CRUD and conflict: Pod (with status subresource), Node, Secret, Confi
 
 TEST_CASE("CRUD and conflict on the four CRDs; the server validates and prunes") {
   KubeEnv env;
-  test::ensure_crds(env.kube);
+  test::ensure_test_crds(env.kube);
   auto ns = env.kube.new_namespace("crd");
   auto& c = *env.client;
 

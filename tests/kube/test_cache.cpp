@@ -153,7 +153,7 @@ TEST_CASE("watch cache: the change notifier wakes a waiter; a quiet cache times 
 
 TEST_CASE("selector-filtered watches: pods by spec.nodeName, assigned identities by label nodename") {
   KubeEnv env;
-  test::ensure_crds(env.kube);
+  test::ensure_test_crds(env.kube);
   auto ns = env.kube.new_namespace("sel");
   auto& c = *env.client;
   auto node = "node-" + ns;

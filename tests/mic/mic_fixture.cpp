@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "azure/clock.hpp"
+#include "core/ascii.hpp"
 #include "kube/config.hpp"
 #include "kube/typed.hpp"
 #include "support/async.hpp"
@@ -15,22 +16,6 @@ namespace json = boost::json;
 using verb = boost::beast::http::verb;
 using namespace std::chrono_literals;
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-void ensure_crds(KubeTestenv& kube) {
-  static bool done = false;
-  if (done) return;
-  auto path = KubeTestenv::source_root() + "/tests/kube/testdata/crds.yaml";
-  auto r = kube.kubectl({"apply", "-f", path});
-  if (r.exit_code != 0) throw std::runtime_error("kubectl apply crds: " + r.err);
-  r = kube.kubectl({"wait", "--for", "condition=established", "--timeout=60s", "-f", path});
-  if (r.exit_code != 0) throw std::runtime_error("kubectl wait crds: " + r.err);
-  done = true;
-}
-
 }  // namespace
 
 template <typename T>
@@ -40,7 +25,7 @@ T MicFixture::run(boost::asio::awaitable<T> aw) {
 
 MicFixture::MicFixture(MicTestOptions options)
     : kube(KubeTestenv::shared()), emu(AzureEmulator::shared()), options_(std::move(options)) {
-  ensure_crds(kube);
+  ensure_test_crds(kube);
   kube::ClientOptions co;
   co.qps = 200;
   co.burst = 400;
@@ -153,7 +138,7 @@ std::set<std::string> MicFixture::assigned(const std::string& arm_path) {
   std::set<std::string> out;
   auto view = resource_view(arm_path);
   for (const auto& u : view.at("userAssignedIdentities").as_array())
-    out.insert(lower(json::value_to<std::string>(u.as_object().at("resourceId"))));
+    out.insert(to_lower(json::value_to<std::string>(u.as_object().at("resourceId"))));
   return out;
 }
 

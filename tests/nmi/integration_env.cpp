@@ -109,15 +109,7 @@ NmiProcess::~NmiProcess() {
 }
 
 IntegrationEnv::IntegrationEnv() {
-  static bool crds = false;
-  if (!crds) {
-    auto path = KubeTestenv::source_root() + "/tests/kube/testdata/crds.yaml";
-    auto r = kube.kubectl({"apply", "-f", path});
-    if (r.exit_code != 0) throw std::runtime_error("kubectl apply crds: " + r.err);
-    r = kube.kubectl({"wait", "--for", "condition=established", "--timeout=60s", "-f", path});
-    if (r.exit_code != 0) throw std::runtime_error("kubectl wait crds: " + r.err);
-    crds = true;
-  }
+  ensure_test_crds(kube);
   kube::ClientOptions co;
   co.qps = 100;
   co.burst = 200;

@@ -439,4 +439,15 @@ std::string KubeTestenv::token(const std::string& service_account, const std::st
   return trim(r.out);
 }
 
+void ensure_test_crds(KubeTestenv& kube) {
+  static bool done = false;
+  if (done) return;
+  auto path = KubeTestenv::source_root() + "/tests/kube/testdata/crds.yaml";
+  auto r = kube.kubectl({"apply", "-f", path});
+  if (r.exit_code != 0) throw std::runtime_error("kubectl apply crds: " + r.err);
+  r = kube.kubectl({"wait", "--for", "condition=established", "--timeout=60s", "-f", path});
+  if (r.exit_code != 0) throw std::runtime_error("kubectl wait crds: " + r.err);
+  done = true;
+}
+
 }  // namespace aad::test

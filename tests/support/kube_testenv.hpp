@@ -96,4 +96,7 @@ class KubeTestenv {
   mutable std::mutex mu_;
 };
 
+// Applies tests/kube/testdata/crds.yaml once per process and waits until the CRDs are Established.
+void ensure_test_crds(KubeTestenv& kube);
+
 }  // namespace aad::test
