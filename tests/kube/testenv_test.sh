@@ -58,7 +58,7 @@ stop_wait() {
   wait "$pid" 2>/dev/null
 }
 
-echo "# building (a cold build takes 10-20 minutes) and starting kube-testenv"
+echo "# building (a cold build takes about 4 minutes on 2 cores) and starting kube-testenv"
 if ! testenv_start; then
   fail "testenv_start (READY line)"
   finish
