@@ -10,20 +10,8 @@ root="${AAD_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 # shellcheck source=../../tools/kube-testenv/fixture.sh
 source "$root/tools/kube-testenv/fixture.sh"
 
-passed=0
-failed=0
-ok() { echo "ok   - $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL - $*"; failed=$((failed + 1)); }
-check() { # DESCRIPTION COMMAND...
-  local d=$1
-  shift
-  if "$@"; then ok "$d"; else fail "$d"; fi
-}
-finish() {
-  echo "$passed passed, $failed failed"
-  ((failed == 0))
-  exit $?
-}
+# shellcheck source=../support/checks.sh
+source "$root/tests/support/checks.sh"
 
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/testenv-test.XXXXXX")"
 extra_pids=()

@@ -15,21 +15,9 @@ here="$root/tests/manifests"
 # shellcheck source=../../tools/kube-testenv/fixture.sh
 source "$root/tools/kube-testenv/fixture.sh"
 
-passed=0
-failed=0
-ok() { echo "ok   - $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL - $*"; failed=$((failed + 1)); }
-check() { # DESCRIPTION COMMAND...
-  local d=$1
-  shift
-  if "$@"; then ok "$d"; else fail "$d"; fi
-}
+# shellcheck source=../support/checks.sh
+source "$root/tests/support/checks.sh"
 quiet() { "$@" >/dev/null; }
-finish() {
-  echo "$passed passed, $failed failed"
-  ((failed == 0))
-  exit $?
-}
 
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/manifests-test.XXXXXX")"
 trap 'testenv_stop; rm -rf "$scratch"' EXIT

@@ -8,10 +8,8 @@ set -uo pipefail
 root="${AAD_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 [[ $(id -u) -eq 0 ]] || { echo "SKIP: tools/quickstart needs root (network namespaces, iptables)"; exit 77; }
 
-passed=0 failed=0
-ok() { echo "ok   - $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL - $*"; failed=$((failed + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else fail "$d"; fi; }
+# shellcheck source=../support/checks.sh
+source "$root/tests/support/checks.sh"
 out="$(mktemp)" keep_out="$(mktemp)" qs_pid=""
 trap '[[ -n $qs_pid ]] && kill -TERM "$qs_pid" 2>/dev/null; rm -f "$out" "$keep_out"' EXIT
 # The network namespaces a run created (from its output) that still exist.
@@ -65,5 +63,4 @@ else
   fail "--keep reached the poke instructions"
 fi
 if ((failed)); then echo "--- tools/quickstart --keep output ---"; cat "$keep_out"; fi
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish
