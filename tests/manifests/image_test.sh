@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# The Dockerfile's `mic` image, built with buildah (rootful, chroot isolation, vfs storage; no
-# registry is reachable here, so the CA certificates come from a local image made from this
-# machine's files through CERTS_IMAGE). The image holds the static release binary, which runs in
-# it, as user 65532 with the MIC entrypoint. The `nmi` target starts FROM debian:bookworm-slim
-# and is not built here (that base image must come from a registry).
+# The Dockerfile's `mic` image, built with buildah (image_lib.sh; no registry is reachable here,
+# so the CA certificates come from a local image made from this machine's files through
+# CERTS_IMAGE). The image holds the static release binary, which runs in it, as user 65532 with
+# the MIC entrypoint. The `nmi` image: nmi_image_test.sh.
 # Exit 0 = pass, 77 = skipped (not root or no buildah).
 set -uo pipefail
 root="${AAD_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 [[ $(id -u) -eq 0 ]] || { echo "SKIP: buildah here needs root"; exit 77; }
 command -v buildah >/dev/null || { echo "SKIP: buildah is not installed (tools/test installs it)"; exit 77; }
-export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
+# shellcheck source=image_lib.sh
+source "$root/tests/manifests/image_lib.sh"
+# shellcheck source=../support/checks.sh
+source "$root/tests/support/checks.sh"
 
-passed=0 failed=0
-ok() { echo "ok   - $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL - $*"; failed=$((failed + 1)); }
 tag="localhost/aad-pod-identity-mic:test-$$" certs="localhost/aad-test-certs-$$"
 ctr=""
 cleanup() { # our container, the stage container buildah keeps for the certs image, both images
@@ -23,10 +22,7 @@ cleanup() { # our container, the stage container buildah keeps for the certs ima
 }
 trap cleanup EXIT
 
-# The release binary as README and tools/quickstart build it.
-dir="$root/build-release"
-[[ -f $dir/build.ninja ]] || meson setup "$dir" "$root" --buildtype=release >/dev/null || { fail "meson setup"; exit 1; }
-ninja -C "$dir" app/aad-pod-identity >/dev/null || { fail "release build"; exit 1; }
+release_binary "$root" || { fail "release build"; finish; }
 
 c=$(buildah from scratch) && buildah copy "$c" /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt >/dev/null &&
   buildah copy "$c" /etc/nsswitch.conf /etc/nsswitch.conf >/dev/null && buildah commit -q "$c" "$certs" >/dev/null
@@ -50,5 +46,4 @@ out=$(buildah run "$ctr" -- /aad-pod-identity --role=mic --bogus 2>&1; echo "sta
 cleanup
 left=$(buildah images -q --filter reference="$certs" 2>/dev/null; buildah images -q --filter reference="$tag" 2>/dev/null)
 [[ -z $left ]] && ok "no image or container left behind" || fail "left behind: $left"
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish
