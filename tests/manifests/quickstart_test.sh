@@ -53,6 +53,17 @@ if grep -q 'Press Ctrl-C' "$keep_out"; then
   body="$(ip netns exec "$pod_ns" curl -s -H Metadata:true \
     'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/')"
   check "the printed curl from the pod gets a token" grep -q '"access_token":"ey' <<<"$body"
+  # The printed health and metrics commands of both roles (MIC on the host, NMI in the node).
+  mic_health="$(grep -o 'curl -s http://127.0.0.1:[0-9]*/healthz;' "$keep_out" | sed 's/;$//')"
+  check "the printed MIC /healthz says Active (the leader)" test "$($mic_health 2>&1)" = Active
+  mic_metrics="$(grep -o 'curl -s http://127.0.0.1:[0-9]*/metrics' "$keep_out" | head -1)"
+  check "the printed MIC /metrics has the original's metric names" \
+    grep -q '^aadpodidentity_assigned_identity_addition_count' <<<"$($mic_metrics 2>&1)"
+  nmi_health="$(grep -o 'ip netns exec aadqs-[^ ]*-node curl -s http://127.0.0.1:8085/healthz' "$keep_out")"
+  check "the printed NMI /healthz says Active (redirect installed)" test "$($nmi_health 2>&1)" = Active
+  nmi_metrics="$(grep -o 'ip netns exec aadqs-[^ ]*-node curl -s http://127.0.0.1:9090/metrics' "$keep_out")"
+  check "the printed NMI /metrics counts the pod's token request" \
+    grep -q '^aadpodidentity_nmi_operations_duration_seconds_count{.*status_code="200"' <<<"$($nmi_metrics 2>&1)"
   kill -TERM "$qs_pid"
   wait "$qs_pid"
   status=$?

@@ -318,6 +318,9 @@ The cluster is left running (--keep). In another shell, as root:
   ip netns exec {self.pod.netns} curl -s -H Metadata:true \\
     'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/'
   curl -s {self.admin_url}/admin/resource?id=vmss/{VMSS}      # the scale set in the Azure emulator
+  curl -s http://127.0.0.1:{self.mic_probe}/healthz; curl -s http://127.0.0.1:{self.mic_metrics}/metrics | grep ^aadpodidentity_   # MIC
+  ip netns exec {self.lab.node} curl -s http://127.0.0.1:8085/healthz                         # NMI (in the node)
+  ip netns exec {self.lab.node} curl -s http://127.0.0.1:9090/metrics | grep ^aadpodidentity_
   logs: {self.work}/mic.log {self.work}/nmi.log
 Press Ctrl-C (or send SIGTERM to {os.getpid()}) to tear everything down.""", flush=True)
         try:
