@@ -232,6 +232,54 @@ TEST_CASE("mic: an identity removed by hand is re-added by the drift reconcile",
   CHECK(f.aai_status(f.aai_name("p1", "id1"), "Assigned"));
 }
 
+// A found-on-vm identity stays MIC-free only while MIC never puts it there itself: once someone
+// detaches it and the drift reconcile re-adds it, MIC owns it and removes it with the last pod.
+TEST_CASE("mic: a found-on-vm identity re-added by the drift reconcile goes with its pod", "[mic][integration]") {
+  MicTestOptions o;
+  o.drift_interval = 1s;
+  MicFixture f(o);
+  auto detached = f.azure_identity("detached");  // removed by hand, re-added by MIC
+  auto kept = f.azure_identity("kept");          // never touched: stays MIC-free
+  auto vmss = f.make_vmss("pool", {detached.resource_id, kept.resource_id});
+  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+  f.create_identity("detached", detached);
+  f.create_identity("kept", kept);
+  f.create_binding("b-detached", "detached", "sel-detached");
+  f.create_binding("b-kept", "kept", "sel-kept");
+  f.create_pod("p1", "pool-0", "sel-detached");
+  f.create_pod("p2", "pool-0", "sel-kept");
+  auto n1 = f.aai_name("p1", "detached"), n2 = f.aai_name("p2", "kept");
+  auto found = [&](const std::string& name) {
+    auto a = f.aai(name);
+    return a && a->meta.annotations.count("aadpodidentity.k8s.io/found-on-vm") == 1;
+  };
+  REQUIRE(f.wait_for([&] { return f.aai_status(n1, "Assigned") && f.aai_status(n2, "Assigned"); }));
+  CHECK(found(n1));
+  CHECK(found(n2));
+  auto patches = f.arm_calls("arm-patch");
+  CHECK(patches == 0);  // both were already there
+
+  f.emu.admin(verb::patch, "/admin/resource?id=" + vmss,
+              json::object{{"removeIdentities", json::array{json::value(detached.resource_id)}}});
+  REQUIRE(f.wait_for([&] { return f.assigned(vmss).count(low(detached.resource_id)) == 1; }, 30s));
+  REQUIRE(f.wait_for([&] { return !found(n1); }, 10s));  // MIC put it there: no longer found-on-vm
+  CHECK(f.arm_calls("arm-patch") == patches + 1);
+  // Later drift checks find everything in place: no PATCH, no AAI rewrite.
+  auto rv1 = f.aai(n1)->meta.resource_version, rv2 = f.aai(n2)->meta.resource_version;
+  f.settle(2500ms);
+  CHECK(f.aai(n1)->meta.resource_version == rv1);
+  CHECK(f.aai(n2)->meta.resource_version == rv2);
+  CHECK(f.arm_calls("arm-patch") == patches + 1);
+  CHECK(found(n2));  // checked by every drift pass, never re-added: still not MIC's
+
+  f.delete_pod("p1");
+  f.delete_pod("p2");
+  REQUIRE(f.wait_for([&] { return f.aais().empty(); }));
+  REQUIRE(f.wait_for([&] { return f.assigned(vmss) == std::set<std::string>{low(kept.resource_id)}; }, 10s));
+  f.settle(500ms);
+  CHECK(f.assigned(vmss) == std::set<std::string>{low(kept.resource_id)});
+}
+
 TEST_CASE("mic: one valid and two non-existent identities in one batch", "[mic][integration]") {
   MicFixture f;
   auto vmss = f.make_vmss("pool");

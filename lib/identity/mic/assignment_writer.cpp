@@ -49,14 +49,26 @@ boost::asio::awaitable<kube::Result<AAI>> AssignmentWriter::update(const AAI& aa
 }
 
 boost::asio::awaitable<kube::Result<AAI>> AssignmentWriter::set_status(const AAI& aai, const std::string& status,
-                                                                       bool found_on_vm) {
+                                                                       std::optional<bool> found_on_vm) {
   json::object body{{"status", json::object{{"status", status}, {"availableReplicas", 1}}}};
-  if (found_on_vm)
-    body["metadata"] = json::object{{"annotations", json::object{{std::string(kFoundOnVmAnnotation), "true"}}}};
+  const std::string key(kFoundOnVmAnnotation);
+  if (found_on_vm && *found_on_vm)
+    body["metadata"] = json::object{{"annotations", json::object{{key, "true"}}}};
+  else if (found_on_vm && aai.meta.annotations.count(key))
+    body["metadata"] = json::object{{"annotations", json::object{{key, nullptr}}}};  // merge patch: null deletes
   std::string text = json::serialize(body);
   std::string ns = aai.meta.ns, name = aai.meta.name;
   auto r = co_await kube::patch<AAI>(client_, ns, name, kube::PatchType::merge, text);
   if (!r) metrics_.kube_error("update_azure_assigned_identity_status");
+  co_return r;
+}
+
+boost::asio::awaitable<kube::Result<AAI>> AssignmentWriter::clear_found_on_vm(const AAI& aai) {
+  json::object body{{"metadata", json::object{{"annotations", json::object{{std::string(kFoundOnVmAnnotation), nullptr}}}}}};
+  std::string text = json::serialize(body);
+  std::string ns = aai.meta.ns, name = aai.meta.name;
+  auto r = co_await kube::patch<AAI>(client_, ns, name, kube::PatchType::merge, text);
+  if (!r) metrics_.kube_error("assigned_identity_update");
   co_return r;
 }
 

@@ -417,7 +417,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
   in.verify_assigned = drift_due_.erase(key) > 0;
 
   Plan plan = plan_assignments(in);
-  if (plan.writes_nothing() && plan.add_ids.empty() && plan.remove_ids.empty()) {
+  if (plan.writes_nothing() && plan.add_ids.empty() && plan.remove_ids.empty() && !claimed_.count(key)) {
     out.retry = plan.requeue;
     co_return out;
   }
@@ -470,6 +470,15 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
     ++stats_.arm_updates;
     before = arm_.last_seen(ref);
   }
+  // Identities MIC itself put on the VM/VMSS now (absent from the GET before the PATCH), and
+  // those whose found-on-vm AAIs could not be rewritten before: MIC owns them from now on.
+  std::set<std::string> claimed;
+  if (auto it = claimed_.find(key); it != claimed_.end()) {
+    claimed = std::move(it->second);
+    claimed_.erase(it);
+  }
+  for (const auto& id : result.added)
+    if (!before.count(id)) claimed.insert(id);
   std::set<std::string> added(result.added.begin(), result.added.end());
   std::set<std::string> removed(result.removed.begin(), result.removed.end());
   auto note_failure = [&](const azure::Error& e) {
@@ -491,7 +500,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
                                 a.node_name, a.meta.name, e ? e->describe() : std::string("identity not assigned")));
       continue;
     }
-    bool found = identity_found_on_vm(id, before, in.current, a.key());
+    bool found = !claimed.count(id) && identity_found_on_vm(id, before, in.current, a.key());
     const std::string assigned_state = kube::kAssignedIDAssigned;
     auto r = co_await writer_.set_status(a, assigned_state, found);
     ++stats_.aai_writes;
@@ -500,8 +509,29 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
       binding_applied(a);
     } else {
       out.retry = true;
+      if (claimed.count(id)) claimed_[key].insert(id);
       events_.warning(kube::EventRecorder::reference(a), "status update error",
                       fmt::format("Status update for {} resulted in error {}", a.meta.name, r.error().describe()));
+    }
+  }
+  // Found-on-vm AAIs kept on this VM/VMSS whose identity MIC has now (re-)added, e.g. the drift
+  // reconcile after someone detached it by hand: no longer found-on-vm, so it goes with the last pod.
+  std::set<std::string> handled;
+  for (const auto& a : assigning) handled.insert(a.key());
+  for (const auto& a : plan.remove) handled.insert(a.key());
+  for (const auto& c : in.current) {
+    auto id = assigned_resource_id(c);
+    if (!claimed.count(id) || !marked_found_on_vm(c) || c.meta.deletion_timestamp || handled.count(c.key())) continue;
+    auto r = co_await writer_.clear_found_on_vm(c);
+    ++stats_.aai_writes;
+    if (r) {
+      expect(*r);
+      log::info("identity now assigned by MIC: no longer marked found on the VM/VMSS",
+                {{"key", key}, {"assignment", c.key()}, {"identity", id}});
+    } else if (!r.error().not_found()) {
+      out.retry = true;
+      claimed_[key].insert(id);
+      log::warning("could not drop the found-on-vm mark", {{"assignment", c.key()}, {"error", r.error().describe()}});
     }
   }
   for (const auto& a : plan.verify) {

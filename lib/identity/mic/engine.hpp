@@ -111,6 +111,8 @@ class Engine {
   std::map<std::string, azure::ComputeRef> refs_;   // compute key -> ref
   std::map<std::string, std::string> node_keys_;    // node name -> compute key (kept after deletion)
   std::set<std::string> drift_due_;
+  // compute key -> identities MIC (re-)added whose found-on-vm AAIs still need the mark dropped.
+  std::map<std::string, std::set<std::string>> claimed_;
   boost::asio::steady_timer resync_timer_, drift_timer_, wait_timer_;
   std::map<std::string, std::string> expected_;     // AAI key -> resourceVersion written ("" = gone)
   bool working_ = false, stopping_ = false;
