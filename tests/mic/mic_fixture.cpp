@@ -75,7 +75,11 @@ void MicFixture::start_controller() {
   o.engine.queue.max_delay = 5s;
   mic = std::make_unique<identity::mic::Controller>(*client, *arm, azure::system_clock(), registry, o);
   mic_done = false;
-  boost::asio::co_spawn(io, mic->run(), [this](std::exception_ptr, kube::LeadershipEnd) { mic_done = true; });
+  mic_end.reset();
+  boost::asio::co_spawn(io, mic->run(), [this](std::exception_ptr, kube::LeadershipEnd end) {
+    mic_done = true;
+    mic_end = end;
+  });
 }
 
 void MicFixture::stop_controller() {
@@ -267,6 +271,14 @@ std::vector<kube::Event> MicFixture::events_for(const std::string& ev_ns, const 
   auto r = run(kube::list<kube::Event>(*client, ev_ns, lo));
   if (!r) throw std::runtime_error("list events: " + r.error().describe());
   return r->items;
+}
+
+void MicFixture::steal_lease(const std::string& lease, const std::string& holder) {
+  auto now = kube::format_micro_time(std::chrono::system_clock::now());
+  std::string body = json::serialize(json::object{
+      {"spec", {{"holderIdentity", holder}, {"leaseDurationSeconds", 60}, {"acquireTime", now}, {"renewTime", now}}}});
+  auto r = kube.kubectl({"patch", "lease", lease, "-n", ns, "--type=merge", "-p", body});
+  if (r.exit_code != 0) throw std::runtime_error("patch lease: " + r.err);
 }
 
 bool MicFixture::wait_for(const std::function<bool()>& pred, std::chrono::seconds limit) {

@@ -55,6 +55,7 @@ class MicFixture {
   std::unique_ptr<azure::ArmComputeClient> arm;
   std::unique_ptr<identity::mic::Controller> mic;
   bool mic_done = false;
+  std::optional<kube::LeadershipEnd> mic_end;  // what mic->run() returned
   void start_controller();
   void stop_controller();
 
@@ -86,6 +87,8 @@ class MicFixture {
   std::vector<kube::AzureAssignedIdentity> aais();  // all, every namespace
   std::string aai_name(const std::string& pod, const std::string& identity) const { return pod + "-" + ns + "-" + identity; }
   std::vector<kube::Event> events_for(const std::string& ns_, const std::string& name);
+  // Another holder takes the Lease in this test's namespace (for a minute), as if it had won.
+  void steal_lease(const std::string& lease, const std::string& holder);
 
   // Pumps the io_context until pred() holds (false after the limit).
   bool wait_for(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(60));

@@ -101,6 +101,39 @@ TEST_CASE("mic: an ARM PATCH slower than the lease does not cost the leadership"
   CHECK(f.arm_calls("arm-patch") == 1);
 }
 
+// Another holder takes the Lease while the leader's ARM PATCH is in flight: the leader's run()
+// ends "lost" and it writes nothing more, neither the AAI for that PATCH nor anything later.
+TEST_CASE("mic: a leader whose Lease is taken over stops writing at once", "[mic][integration]") {
+  MicFixture f;
+  OneIdentity s(f);
+  REQUIRE(f.wait_for([&] { return f.mic->leading() && f.mic->engine().working(); }));
+  f.emu.post("/admin/faults", {{"target", "arm-patch"}, {"kind", "latency"}, {"latencyMs", 3000}, {"count", 1}});
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Created"); }));
+  // The fault is consumed when the PATCH reaches the emulator.
+  REQUIRE(f.wait_for([&] { return f.emu.admin(verb::get, "/admin/faults").as_array().empty(); }, 10s));
+  f.steal_lease("aad-pod-identity-mic", "intruder");
+  REQUIRE(f.wait_for([&] { return f.mic_done; }, 30s));
+  CHECK(f.mic_end == kube::LeadershipEnd::lost);
+  CHECK_FALSE(f.mic->leading());
+  // The PATCH it sent still lands in Azure; the AAI stays Created (the next leader finishes it).
+  REQUIRE(f.wait_for([&] { return f.arm_calls("arm-patch") == 1; }, 10s));
+  auto gets = f.arm_calls("arm-get");
+  auto rv = f.aai(name)->meta.resource_version;
+  f.delete_pod("p1");  // work for a leader, not for this replica any more
+  f.settle(1500ms);
+  auto a = f.aai(name);
+  REQUIRE(a);
+  CHECK(a->status == "Created");
+  CHECK(a->meta.resource_version == rv);
+  CHECK(f.arm_calls("arm-patch") == 1);
+  CHECK(f.arm_calls("arm-get") == gets);
+  auto holder = f.kube.kubectl({"get", "lease", "aad-pod-identity-mic", "-n", f.ns, "-o",
+                                "jsonpath={.spec.holderIdentity}"});
+  CHECK(holder.out == "intruder");  // not renewed over by the former leader
+}
+
 TEST_CASE("mic: resyncs and metadata edits cause no ARM call and no AAI rewrite", "[mic][integration]") {
   MicTestOptions o;
   o.resync_period = 1s;

@@ -257,3 +257,47 @@ TEST_CASE("mic binary: a changed azure.json applies without a restart", "[mic][i
   std::remove(cloudconfig.c_str());
   std::remove(r.log.c_str());
 }
+
+// The original's OnStoppedLeading: a replica whose Lease another holder took exits 1 at once,
+// without finishing the work in flight (its ARM PATCH lands, but the AAI is never marked Assigned).
+TEST_CASE("mic binary: a leader whose Lease is taken over exits 1 and writes nothing more",
+          "[mic][integration][binary]") {
+  MicTestOptions o;
+  o.start = false;
+  MicFixture f(o);
+  auto vmss = f.make_vmss("pool");
+  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+  auto id = f.azure_identity("id1");
+  f.create_identity("id1", id);
+  f.create_binding("b1", "id1", "sel1");
+  std::string cloudconfig = "/tmp/mic-azure-lost-" + f.ns + ".json";
+  std::ofstream(cloudconfig) << json::serialize(json::object{{"cloud", "AzurePublicCloud"},
+                                                             {"tenantId", f.emu.tenant_id()},
+                                                             {"aadClientId", f.sp_client_id},
+                                                             {"aadClientSecret", "mic-secret"},
+                                                             {"subscriptionId", f.emu.subscription_id()},
+                                                             {"resourceGroup", f.rg}});
+  http::Client hc(f.io.get_executor(), http::ClientOptions{});
+  Replica r;
+  start_replica(f, r, "replica-lost", cloudconfig);
+  REQUIRE(f.wait_for([&] { return healthz(f, hc, r) == "Active"; }, 60s));
+  f.emu.post("/admin/faults", {{"target", "arm-patch"}, {"kind", "latency"}, {"latencyMs", 3000}, {"count", 1}});
+  f.create_pod("p1", "pool-0", "sel1");
+  auto name = f.aai_name("p1", "id1");
+  REQUIRE(f.wait_for([&] { return f.aai_status(name, "Created"); }, 30s));
+  // The fault is consumed when the PATCH reaches the emulator.
+  REQUIRE(f.wait_for([&] { return f.emu.admin(boost::beast::http::verb::get, "/admin/faults").as_array().empty(); },
+                     10s));
+  f.steal_lease("aad-pod-identity-mic", "intruder");
+  int status = r.wait_exit(30s);
+  INFO("replica log:\n" << slurp(r.log));
+  CHECK(status == 1);
+  CHECK_THAT(slurp(r.log), Catch::Contains("leadership lost"));
+  REQUIRE(f.wait_for([&] { return f.arm_calls("arm-patch") == 1; }, 10s));  // its PATCH, completed in Azure
+  f.settle(500ms);
+  CHECK(f.assigned(vmss) == std::set<std::string>{ArmLower(id.resource_id)});
+  CHECK(f.aai_status(name, "Created"));  // never marked Assigned by the replica that lost the Lease
+  CHECK(lease_holder(f) == "intruder");
+  std::remove(cloudconfig.c_str());
+  std::remove(r.log.c_str());
+}

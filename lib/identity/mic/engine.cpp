@@ -257,6 +257,7 @@ boost::asio::awaitable<void> Engine::tick(std::chrono::milliseconds period, bool
 
 boost::asio::awaitable<void> Engine::run_work() {
   working_ = true;
+  work_cancel_ = azure::Cancellation();
   auto ex = client_.executor();
   if (options_.resync_period.count() > 0) boost::asio::co_spawn(ex, tick(options_.resync_period, false), boost::asio::detached);
   if (options_.drift_interval.count() > 0) boost::asio::co_spawn(ex, tick(options_.drift_interval, true), boost::asio::detached);
@@ -291,6 +292,7 @@ boost::asio::awaitable<void> Engine::run_work() {
 
 void Engine::stop_work() {
   working_ = false;
+  work_cancel_.cancel();  // an ARM call in flight is abandoned
   resync_timer_.cancel();
   drift_timer_.cancel();
   wait_timer_.cancel();
@@ -365,8 +367,9 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_gone_node(const std::s
   if (nodes_->get(node)) co_return out;  // back again: the VM/VMSS key handles it
   co_await wait_for_own_writes();
   auto aais = aais_->by_index("node", node);
-  if (aais.empty() || !may_write()) co_return out;
+  if (aais.empty() || !can_write()) co_return out;
   for (const auto& a : aais) {
+    if (!can_write()) co_return out;
     auto r = co_await writer_.remove(*a);
     ++stats_.aai_writes;
     if (r) {
@@ -421,7 +424,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
     out.retry = plan.requeue;
     co_return out;
   }
-  if (!may_write()) co_return out;
+  if (!can_write()) co_return out;
   auto start = std::chrono::steady_clock::now();
   log::info("reconciling", {{"key", key}, {"create", plan.create.size()}, {"update", plan.update.size()},
                             {"retry", plan.retry.size()}, {"delete", plan.remove.size()},
@@ -430,6 +433,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
   // 1. AAIs to assign, written as Created first (so NMI knows to wait).
   std::vector<AAI> assigning;
   for (const auto& a : plan.create) {
+    if (!can_write()) co_return out;  // leadership lost while we waited on the apiserver
     auto r = co_await writer_.create(a);
     ++stats_.aai_writes;
     if (r) {
@@ -443,6 +447,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
     }
   }
   for (const auto& u : plan.update) {
+    if (!can_write()) co_return out;
     auto r = co_await writer_.update(u.after);
     ++stats_.aai_writes;
     if (r) {
@@ -466,9 +471,14 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
   azure::UpdateResult result;
   std::set<std::string> before;
   if (!adds.empty() || !plan.remove_ids.empty()) {
-    result = co_await azure::update_user_identities(arm_, clock_, ref, adds, plan.remove_ids, options_.update);
+    if (!can_write()) co_return out;
+    const azure::Cancellation cancel = work_cancel_;
+    result = co_await azure::update_user_identities(arm_, clock_, ref, adds, plan.remove_ids, options_.update,
+                                                    cancel);
     ++stats_.arm_updates;
     before = arm_.last_seen(ref);
+    // A leader that lost the lease meanwhile writes nothing more: the new leader reconciles.
+    if (!can_write()) co_return out;
   }
   // Identities MIC itself put on the VM/VMSS now (absent from the GET before the PATCH), and
   // those whose found-on-vm AAIs could not be rewritten before: MIC owns them from now on.
@@ -502,6 +512,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
     }
     bool found = !claimed.count(id) && identity_found_on_vm(id, before, in.current, a.key());
     const std::string assigned_state = kube::kAssignedIDAssigned;
+    if (!can_write()) co_return out;
     auto r = co_await writer_.set_status(a, assigned_state, found);
     ++stats_.aai_writes;
     if (r) {
@@ -522,6 +533,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
   for (const auto& c : in.current) {
     auto id = assigned_resource_id(c);
     if (!claimed.count(id) || !marked_found_on_vm(c) || c.meta.deletion_timestamp || handled.count(c.key())) continue;
+    if (!can_write()) co_return out;
     auto r = co_await writer_.clear_found_on_vm(c);
     ++stats_.aai_writes;
     if (r) {
@@ -547,6 +559,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
       if (!removed.count(id)) continue;  // kept; retried with backoff
       if (a.status != kube::kAssignedIDUnassigned) {
         const std::string unassigned_state = kube::kAssignedIDUnassigned;
+        if (!can_write()) co_return out;
         auto s = co_await writer_.set_status(a, unassigned_state);
         ++stats_.aai_writes;
         if (!s && !s.error().not_found()) {
@@ -555,6 +568,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
         }
       }
     }
+    if (!can_write()) co_return out;
     auto r = co_await writer_.remove(a);
     ++stats_.aai_writes;
     if (r) expect_gone(a);

@@ -85,6 +85,8 @@ class Engine {
   boost::asio::awaitable<Outcome> reconcile_gone_node(const std::string& node);
   boost::asio::awaitable<void> wait_for_own_writes();
   boost::asio::awaitable<void> tick(std::chrono::milliseconds period, bool drift);
+  // Writes only while the work runs and the leader check holds (re-checked after every await).
+  bool can_write() const { return working_ && may_write(); }
   void expect(const kube::AzureAssignedIdentity& written);
   void expect_gone(const kube::AzureAssignedIdentity& removed);
   bool expectations_met() const;
@@ -113,6 +115,7 @@ class Engine {
   std::set<std::string> drift_due_;
   // compute key -> identities MIC (re-)added whose found-on-vm AAIs still need the mark dropped.
   std::map<std::string, std::set<std::string>> claimed_;
+  azure::Cancellation work_cancel_;  // cancelled when the leader work stops
   boost::asio::steady_timer resync_timer_, drift_timer_, wait_timer_;
   std::map<std::string, std::string> expected_;     // AAI key -> resourceVersion written ("" = gone)
   bool working_ = false, stopping_ = false;
