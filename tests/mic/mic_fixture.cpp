@@ -1,6 +1,8 @@
 #include "mic_fixture.hpp"
 
 #include <boost/json/serialize.hpp>
+#include <cstdio>
+#include <fstream>
 #include <stdexcept>
 
 #include "azure/clock.hpp"
@@ -279,6 +281,22 @@ void MicFixture::steal_lease(const std::string& lease, const std::string& holder
       {"spec", {{"holderIdentity", holder}, {"leaseDurationSeconds", 60}, {"acquireTime", now}, {"renewTime", now}}}});
   auto r = kube.kubectl({"patch", "lease", lease, "-n", ns, "--type=merge", "-p", body});
   if (r.exit_code != 0) throw std::runtime_error("patch lease: " + r.err);
+}
+
+void MicFixture::apply(const json::object& obj) {
+  auto path = "/tmp/mic-apply-" + ns + ".json";
+  {
+    std::ofstream out(path);
+    out << json::serialize(obj);
+  }
+  auto r = kube.kubectl({"apply", "-f", path});
+  std::remove(path.c_str());
+  if (r.exit_code != 0) throw std::runtime_error("kubectl apply: " + r.err);
+}
+
+void MicFixture::remove_object(const std::string& kind, const std::string& name) {
+  auto r = kube.kubectl({"delete", kind, name, "--ignore-not-found"});
+  if (r.exit_code != 0) throw std::runtime_error("kubectl delete: " + r.err);
 }
 
 bool MicFixture::wait_for(const std::function<bool()>& pred, std::chrono::seconds limit) {

@@ -89,6 +89,9 @@ class MicFixture {
   std::vector<kube::Event> events_for(const std::string& ns_, const std::string& name);
   // Another holder takes the Lease in this test's namespace (for a minute), as if it had won.
   void steal_lease(const std::string& lease, const std::string& holder);
+  // kubectl apply / delete of one object given as JSON.
+  void apply(const boost::json::object& obj);
+  void remove_object(const std::string& kind, const std::string& name);
 
   // Pumps the io_context until pred() holds (false after the limit).
   bool wait_for(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(60));

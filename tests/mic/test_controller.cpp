@@ -313,6 +313,81 @@ TEST_CASE("mic: a found-on-vm identity re-added by the drift reconcile goes with
   CHECK(f.assigned(vmss) == std::set<std::string>{low(kept.resource_id)});
 }
 
+// Behaviour reference 2.11: a status patch the apiserver refuses gives a Warning
+// "status update error" on the AAI, for Assigned and for Unassigned, and is retried. The refusal
+// comes from a ValidatingAdmissionPolicy on two AAI names only.
+TEST_CASE("mic: a refused AAI status update is a Warning event on the AAI and is retried", "[mic][integration]") {
+  MicTestOptions o;
+  o.start = false;
+  MicFixture f(o);
+  auto id1 = f.azure_identity("id1"), id2 = f.azure_identity("id2");
+  auto vmss = f.make_vmss("pool");
+  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+  f.create_identity("id1", id1);
+  f.create_identity("id2", id2);
+  f.create_binding("b1", "id1", "sel1");
+  f.create_binding("b2", "id2", "sel2");
+  auto n1 = f.aai_name("p1", "id1"), n2 = f.aai_name("p2", "id2"), probe = "probe-" + f.ns;
+  auto policy = "mic-refuse-status-" + f.ns;
+  auto refused = [](const std::string& name, const std::string& status) {
+    return "(object.metadata.name == '" + name + "' && has(object.status) && has(object.status.status) && "
+           "object.status.status == '" + status + "')";
+  };
+  json::object rule{{"apiGroups", json::array{"aadpodidentity.k8s.io"}}, {"apiVersions", json::array{"*"}},
+                    {"operations", json::array{"UPDATE"}}, {"resources", json::array{"azureassignedidentities"}}};
+  f.apply({{"apiVersion", "admissionregistration.k8s.io/v1"},
+           {"kind", "ValidatingAdmissionPolicy"},
+           {"metadata", {{"name", policy}}},
+           {"spec",
+            {{"failurePolicy", "Fail"},
+             {"matchConstraints", {{"resourceRules", json::array{rule}}}},
+             {"validations", json::array{json::object{
+                                 {"expression", "!(" + refused(n1, "Assigned") + " || " + refused(n2, "Unassigned") +
+                                                    " || " + refused(probe, "Assigned") + ")"},
+                                 {"message", "refused by the test policy"}}}}}}});
+  f.apply({{"apiVersion", "admissionregistration.k8s.io/v1"},
+           {"kind", "ValidatingAdmissionPolicyBinding"},
+           {"metadata", {{"name", policy}}},
+           {"spec", {{"policyName", policy}, {"validationActions", json::array{"Deny"}}}}});
+  // The policy is in force once it refuses the probe's status change.
+  f.apply({{"apiVersion", "aadpodidentity.k8s.io/v1"},
+           {"kind", "AzureAssignedIdentity"},
+           {"metadata", {{"name", probe}, {"namespace", "default"}}},
+           {"spec", {{"pod", "none"}, {"podNamespace", f.ns}}}});
+  REQUIRE(f.wait_for([&] {
+    auto r = f.kube.kubectl({"patch", "azureassignedidentity", probe, "-n", "default", "--type=merge", "-p",
+                             R"({"status":{"status":"Assigned"}})"});
+    return r.exit_code != 0 && r.err.find("refused by the test policy") != std::string::npos;
+  }, 30s));
+  f.kube.kubectl({"delete", "azureassignedidentity", probe, "-n", "default"});
+  f.start_controller();
+
+  auto warning_on = [&](const std::string& aai, const std::string& status) {
+    for (const auto& e : f.events_for("default", aai))
+      if (e.type == "Warning" && e.reason == "status update error" && e.involved_object.kind == "AzureAssignedIdentity" &&
+          e.message.find("status to " + status) != std::string::npos &&
+          e.message.find("refused by the test policy") != std::string::npos)
+        return true;
+    return false;
+  };
+  f.create_pod("p1", "pool-0", "sel1");
+  f.create_pod("p2", "pool-0", "sel2");
+  REQUIRE(f.wait_for([&] { return f.aai_status(n2, "Assigned"); }));
+  REQUIRE(f.wait_for([&] { return warning_on(n1, "Assigned"); }, 30s));
+  CHECK(f.aai_status(n1, "Created"));  // on the VMSS, but not marked Assigned
+  CHECK(f.assigned(vmss) == std::set<std::string>{low(id1.resource_id), low(id2.resource_id)});
+
+  f.delete_pod("p2");
+  REQUIRE(f.wait_for([&] { return warning_on(n2, "Unassigned"); }, 30s));
+  CHECK(f.assigned(vmss) == std::set<std::string>{low(id1.resource_id)});  // removed from Azure first
+  CHECK(f.aai(n2).has_value());  // kept until its status could be written
+
+  // Without the policy both retries go through.
+  f.remove_object("validatingadmissionpolicybinding", policy);
+  f.remove_object("validatingadmissionpolicy", policy);
+  REQUIRE(f.wait_for([&] { return f.aai_status(n1, "Assigned") && f.aai_gone(n2); }, 60s));
+}
+
 TEST_CASE("mic: one valid and two non-existent identities in one batch", "[mic][integration]") {
   MicFixture f;
   auto vmss = f.make_vmss("pool");

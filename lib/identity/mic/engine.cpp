@@ -357,6 +357,13 @@ void Engine::binding_applied(const AAI& aai) {
                              aai.meta.name));
 }
 
+// As the original: a Warning on the AAI itself.
+void Engine::status_update_error(const AAI& aai, const std::string& status, const kube::Error& e) {
+  events_.warning(kube::EventRecorder::reference(aai), "status update error",
+                  fmt::format("failed to update AzureAssignedIdentity {}/{} status to {} for pod {}/{}, error: {}",
+                              aai.meta.ns, aai.meta.name, status, aai.pod_namespace, aai.pod, e.describe()));
+}
+
 void Engine::binding_error(const AAI& aai, const std::string& reason, const std::string& msg) {
   if (aai.azure_binding_ref) events_.warning(kube::EventRecorder::reference(*aai.azure_binding_ref), reason, msg);
 }
@@ -521,8 +528,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
     } else {
       out.retry = true;
       if (claimed.count(id)) claimed_[key].insert(id);
-      events_.warning(kube::EventRecorder::reference(a), "status update error",
-                      fmt::format("Status update for {} resulted in error {}", a.meta.name, r.error().describe()));
+      status_update_error(a, assigned_state, r.error());
     }
   }
   // Found-on-vm AAIs kept on this VM/VMSS whose identity MIC has now (re-)added, e.g. the drift
@@ -564,6 +570,7 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
         ++stats_.aai_writes;
         if (!s && !s.error().not_found()) {
           out.retry = true;
+          status_update_error(a, unassigned_state, s.error());
           continue;
         }
       }

@@ -96,6 +96,7 @@ class Engine {
   void register_handlers();
   void binding_applied(const kube::AzureAssignedIdentity& aai);
   void binding_error(const kube::AzureAssignedIdentity& aai, const std::string& reason, const std::string& msg);
+  void status_update_error(const kube::AzureAssignedIdentity& aai, const std::string& status, const kube::Error& e);
 
   kube::Client& client_;
   InstrumentedCompute arm_;
