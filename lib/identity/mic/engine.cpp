@@ -433,9 +433,14 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
   }
   if (!can_write()) co_return out;
   auto start = std::chrono::steady_clock::now();
-  log::info("reconciling", {{"key", key}, {"create", plan.create.size()}, {"update", plan.update.size()},
-                            {"retry", plan.retry.size()}, {"delete", plan.remove.size()},
-                            {"add", plan.add_ids.size()}, {"remove", plan.remove_ids.size()}});
+  // A periodic drift check that finds nothing to write is routine: not an info line every interval.
+  const bool drift_check_only = plan.writes_nothing() && plan.remove_ids.empty() && !plan.verify.empty();
+  if (drift_check_only)
+    log::debug(1, "drift check", {{"key", key}, {"identities", plan.verify.size()}});
+  else
+    log::info("reconciling", {{"key", key}, {"create", plan.create.size()}, {"update", plan.update.size()},
+                              {"retry", plan.retry.size()}, {"delete", plan.remove.size()},
+                              {"add", plan.add_ids.size()}, {"remove", plan.remove_ids.size()}});
 
   // 1. AAIs to assign, written as Created first (so NMI knows to wait).
   std::vector<AAI> assigning;
@@ -495,7 +500,10 @@ boost::asio::awaitable<Engine::Outcome> Engine::reconcile_compute(const std::str
     claimed_.erase(it);
   }
   for (const auto& id : result.added)
-    if (!before.count(id)) claimed.insert(id);
+    if (!before.count(id)) {
+      claimed.insert(id);
+      if (drift_check_only) log::info("drift check: re-added an identity missing from the VM/VMSS", {{"key", key}, {"identity", id}});
+    }
   std::set<std::string> added(result.added.begin(), result.added.end());
   std::set<std::string> removed(result.removed.begin(), result.removed.end());
   auto note_failure = [&](const azure::Error& e) {
