@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "core/ascii.hpp"
 #include "kube/typed.hpp"
 #include "mic_fixture.hpp"
 #include "support/async.hpp"
@@ -141,9 +142,17 @@ std::string lease_holder(MicFixture& f) {
   return l->holder_identity.value_or("");
 }
 
-std::string ArmLower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
+// azure.json for a replica (MIC's service principal in the emulator), replaced atomically so a
+// running replica never reads half a file.
+void write_cloudconfig(MicFixture& f, const std::string& path, const std::string& secret = "mic-secret") {
+  std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << json::serialize(json::object{{"cloud", "AzurePublicCloud"},
+                                                     {"tenantId", f.emu.tenant_id()},
+                                                     {"aadClientId", f.sp_client_id},
+                                                     {"aadClientSecret", secret},
+                                                     {"subscriptionId", f.emu.subscription_id()},
+                                                     {"resourceGroup", f.rg}});
+  std::rename(tmp.c_str(), path.c_str());
 }
 
 std::string slurp(const std::string& path) {
@@ -164,15 +173,7 @@ TEST_CASE("mic replicas: leader killed mid-flow, the other completes; SIGTERM re
   f.create_identity("id1", id);
   f.create_binding("b1", "id1", "sel1");
   std::string cloudconfig = "/tmp/mic-azure-" + f.ns + ".json";
-  {
-    std::ofstream out(cloudconfig);
-    out << json::serialize(json::object{{"cloud", "AzurePublicCloud"},
-                                        {"tenantId", f.emu.tenant_id()},
-                                        {"aadClientId", f.sp_client_id},
-                                        {"aadClientSecret", "mic-secret"},
-                                        {"subscriptionId", f.emu.subscription_id()},
-                                        {"resourceGroup", f.rg}});
-  }
+  write_cloudconfig(f, cloudconfig);
   http::Client hc(f.io.get_executor(), http::ClientOptions{});
   Replica a, b;
   start_replica(f, a, "replica-a", cloudconfig);
@@ -226,17 +227,7 @@ TEST_CASE("mic binary: a changed azure.json applies without a restart", "[mic][i
   f.create_identity("id1", id);
   f.create_binding("b1", "id1", "sel1");
   std::string cloudconfig = "/tmp/mic-azure-reload-" + f.ns + ".json";
-  auto write_config = [&](const std::string& secret) {
-    std::string tmp = cloudconfig + ".tmp";
-    std::ofstream(tmp) << json::serialize(json::object{{"cloud", "AzurePublicCloud"},
-                                                       {"tenantId", f.emu.tenant_id()},
-                                                       {"aadClientId", f.sp_client_id},
-                                                       {"aadClientSecret", secret},
-                                                       {"subscriptionId", f.emu.subscription_id()},
-                                                       {"resourceGroup", f.rg}});
-    std::rename(tmp.c_str(), cloudconfig.c_str());
-  };
-  write_config("a-stale-secret");
+  write_cloudconfig(f, cloudconfig, "a-stale-secret");
   http::Client hc(f.io.get_executor(), http::ClientOptions{});
   Replica r;
   start_replica(f, r, "replica-reload", cloudconfig);
@@ -247,9 +238,9 @@ TEST_CASE("mic binary: a changed azure.json applies without a restart", "[mic][i
   REQUIRE(f.wait_for([&] { return f.arm_calls("aad-token", "401") >= 1; }, 30s));
   CHECK(f.aai_status(name, "Created"));
   CHECK(f.arm_calls("arm-patch") == 0);
-  write_config("mic-secret");
+  write_cloudconfig(f, cloudconfig, "mic-secret");
   REQUIRE(f.wait_for([&] { return f.aai_status(name, "Assigned"); }, 60s));
-  CHECK(f.assigned(vmss) == std::set<std::string>{ArmLower(id.resource_id)});
+  CHECK(f.assigned(vmss) == std::set<std::string>{to_lower(id.resource_id)});
   ::kill(r.pid, SIGTERM);
   int status = r.wait_exit(15s);
   INFO("replica log:\n" << slurp(r.log));
@@ -271,12 +262,7 @@ TEST_CASE("mic binary: a leader whose Lease is taken over exits 1 and writes not
   f.create_identity("id1", id);
   f.create_binding("b1", "id1", "sel1");
   std::string cloudconfig = "/tmp/mic-azure-lost-" + f.ns + ".json";
-  std::ofstream(cloudconfig) << json::serialize(json::object{{"cloud", "AzurePublicCloud"},
-                                                             {"tenantId", f.emu.tenant_id()},
-                                                             {"aadClientId", f.sp_client_id},
-                                                             {"aadClientSecret", "mic-secret"},
-                                                             {"subscriptionId", f.emu.subscription_id()},
-                                                             {"resourceGroup", f.rg}});
+  write_cloudconfig(f, cloudconfig);
   http::Client hc(f.io.get_executor(), http::ClientOptions{});
   Replica r;
   start_replica(f, r, "replica-lost", cloudconfig);
@@ -295,7 +281,7 @@ TEST_CASE("mic binary: a leader whose Lease is taken over exits 1 and writes not
   CHECK_THAT(slurp(r.log), Catch::Contains("leadership lost"));
   REQUIRE(f.wait_for([&] { return f.arm_calls("arm-patch") == 1; }, 10s));  // its PATCH, completed in Azure
   f.settle(500ms);
-  CHECK(f.assigned(vmss) == std::set<std::string>{ArmLower(id.resource_id)});
+  CHECK(f.assigned(vmss) == std::set<std::string>{to_lower(id.resource_id)});
   CHECK(f.aai_status(name, "Created"));  // never marked Assigned by the replica that lost the Lease
   CHECK(lease_holder(f) == "intruder");
   std::remove(cloudconfig.c_str());
