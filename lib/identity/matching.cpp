@@ -64,10 +64,20 @@ bool is_excepted(const kube::Pod& pod, const std::vector<const kube::AzurePodIde
   return false;
 }
 
+bool is_mic_replicaset_name(std::string_view name) {
+  // k8s.io/apimachinery/pkg/util/rand.SafeEncodeString: no vowels, no 0/1/3 (avoids words).
+  constexpr std::string_view kHashAlphabet = "bcdfghjklmnpqrstvwxz2456789";
+  constexpr std::string_view kPrefix = "mic-";
+  if (!name.starts_with(kPrefix)) return false;
+  auto hash = name.substr(kPrefix.size());
+  return !hash.empty() && hash.size() <= 10 && hash.find_first_not_of(kHashAlphabet) == std::string_view::npos;
+}
+
 bool is_mic_pod(const kube::Pod& pod, std::string_view mic_namespace) {
   if (!iequals(pod.meta.ns, mic_namespace)) return false;
+  // The first ReplicaSet owner decides, as in the original.
   for (const auto& ref : pod.meta.owner_references)
-    if (iequals(ref.kind, "ReplicaSet")) return ref.name.starts_with("mic");
+    if (iequals(ref.kind, "ReplicaSet")) return is_mic_replicaset_name(ref.name);
   return false;
 }
 

@@ -33,9 +33,12 @@ std::vector<BoundIdentity> bound_identities(const kube::Pod& pod,
 // AzurePodIdentityException: same namespace, any one label equal (value case-insensitive).
 bool is_excepted(const kube::Pod& pod, const std::vector<const kube::AzurePodIdentityException*>& exceptions);
 
-// The original's MIC short-circuit: in --MICNamespace (case-insensitive) and owned by a
-// ReplicaSet whose name starts with "mic".
+// The MIC short-circuit: in --MICNamespace (case-insensitive) and owned by the ReplicaSet of a
+// Deployment named exactly "mic": "mic-" and a pod-template-hash (1-10 characters of
+// Kubernetes' SafeEncodeString alphabet). The original accepted any ReplicaSet name starting
+// with "mic", so "microservice-7d9f" reached IMDS directly.
 bool is_mic_pod(const kube::Pod& pod, std::string_view mic_namespace);
+bool is_mic_replicaset_name(std::string_view name);
 
 // What a token request asks for (empty: nothing specific).
 struct IdentityRequest {

@@ -252,6 +252,21 @@ TEST_CASE("excepted pods and the MIC go straight to IMDS, request and answer rel
   CHECK(t.call(kToken, "10.0.0.3").result_int() == 200);
   CHECK(t.upstream.seen.size() == 2);
   CHECK(t.fetcher.calls.empty());
+
+  // Deployments whose names merely start with "mic" are ordinary pods (the original let them through).
+  int ip = 4;
+  for (std::string rs : {"microservice-7d9f", "mic-frontend-abc"}) {
+    INFO(rs);
+    auto address = "10.0.0." + std::to_string(ip++);
+    auto impostor = make_pod("default", rs + "-x", address, "");
+    impostor.meta.owner_references.push_back({"apps/v1", "ReplicaSet", rs, "uid", true, true});
+    t.state.add(impostor);
+    auto r = t.call(kToken, address);
+    CHECK(r.result_int() == 404);
+    CHECK(error_of(r) == "identity_not_found");
+  }
+  CHECK(t.upstream.seen.size() == 2);
+  CHECK(t.fetcher.calls.empty());
 }
 
 TEST_CASE("object_id is refused explicitly for pod identities (not silently ignored)") {

@@ -100,6 +100,24 @@ TEST_CASE("the MIC short-circuit") {
   CHECK_FALSE(is_mic_pod(p, "kube-system"));
   p.meta.owner_references[0].name = "web-5d8f";
   CHECK_FALSE(is_mic_pod(p, "default"));
+  // Only the ReplicaSet of a Deployment named exactly "mic" (the original: any name starting "mic").
+  for (auto name : {"microservice-7d9f", "mic-frontend-abc", "mic", "mic-", "mic-7d9f-x", "mic-7D9F", "mic-abc",
+                    "mic-7d9f5b6c4x2", "Mic-7d9f", "xmic-7d9f", "mic-7d9f "}) {
+    INFO(name);
+    p.meta.owner_references[0].name = name;
+    CHECK_FALSE(is_mic_pod(p, "default"));
+  }
+  for (auto name : {"mic-5d8f", "mic-b", "mic-7d9f5b6c4x", "mic-bcdfghjklm", "mic-nprstvwxz2", "mic-456789"}) {
+    INFO(name);
+    p.meta.owner_references[0].name = name;
+    CHECK(is_mic_pod(p, "default"));
+  }
+  // The first ReplicaSet owner decides; owners of other kinds do not count.
+  p.meta.owner_references[0] = {"apps/v1", "ReplicaSet", "microservice-7d9f", "uid", true, true};
+  p.meta.owner_references.push_back({"apps/v1", "ReplicaSet", "mic-5d8f", "uid2", false, false});
+  CHECK_FALSE(is_mic_pod(p, "default"));
+  p.meta.owner_references[0] = {"apps/v1", "StatefulSet", "mic", "uid", true, true};
+  CHECK(is_mic_pod(p, "default"));
 }
 
 TEST_CASE("NMI selection: found, wait or never, never a guess") {
