@@ -78,10 +78,13 @@ boost::asio::awaitable<http::Response> Handler::handle(http::Request& req, const
     double seconds = duration<double>(steady_clock::now() - start).count();
     auto code = std::to_string(res.result_int());
     metrics_->request_duration.with({std::string(route_name(route)), code}).observe(seconds);
-    if (route == Route::token || route == Route::host_token)
+    if (route == Route::token || route == Route::host_token) {
+      // Any caller can invent resources; only ones that earned a token are labelled, and few.
+      auto resource = res.result() == Status::ok ? metrics_->resources.admit(out.resource) : std::string();
       metrics_->operations
-          .with({std::string(route == Route::token ? kTokenPath : kHostTokenPath), code, out.ns, out.resource})
+          .with({std::string(route == Route::token ? kTokenPath : kHostTokenPath), code, out.ns, std::move(resource)})
           .observe(seconds);
+    }
   }
   co_return res;
 }
@@ -133,11 +136,11 @@ boost::asio::awaitable<http::Response> Handler::host_token(const http::Request& 
   if (!q) co_return fail(req, Status::bad_request, "invalid_request", qe.description);
   if (q->resource.empty()) co_return fail(req, Status::bad_request, "invalid_request", "parameter resource cannot be empty");
   out.resource = q->resource;
-  out.ns = std::string(ns->value());
   auto pod = state_.pod(std::string(ns->value()), std::string(name->value()));
   if (!pod || !can_call(*pod))
     co_return fail(req, Status::not_found, "pod_not_found",
                    fmt::format("pod {}/{} not found on this node", std::string(ns->value()), std::string(name->value())));
+  out.ns = pod->meta.ns;  // a label from the pod, not from the header (bounded by the pods)
   IdentityRequest wanted{q->client_id, q->resource_id};
   auto res = co_await answer(req, *pod, q->resource, wanted, true);
   co_return res;
