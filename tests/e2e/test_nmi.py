@@ -16,6 +16,7 @@ Pods (one network namespace each):
 
 import os
 import subprocess
+import sys
 import time
 import unittest
 from urllib.parse import quote
@@ -365,6 +366,37 @@ class Http(unittest.TestCase):
         self.assertEqual(len(seen), 2, "one proxied request and one direct")
         missing = http_get(ENV.lab.pods["a"].netns, "/doesnotexist")
         self.assertEqual(missing.status, 404)
+
+
+def raw_status(netns, request_line):
+    """Sends one request line as given (curl would normalise the path) through the redirect; the status."""
+    script = ("import socket, sys\n"
+              "s = socket.create_connection(('169.254.169.254', 80), timeout=10)\n"
+              "s.sendall(sys.argv[1].encode() + b'\\r\\nHost: 169.254.169.254\\r\\nMetadata: true\\r\\n"
+              "Connection: close\\r\\n\\r\\n')\n"
+              "out = b''\n"
+              "while chunk := s.recv(65536):\n"
+              "    out += chunk\n"
+              "print(out.split(b' ', 2)[1].decode())\n")
+    r = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", script, request_line],
+                       capture_output=True, text=True, timeout=30)
+    return int(r.stdout.strip() or 0)
+
+
+class Paths(unittest.TestCase):
+    def test_non_canonical_paths_are_400_and_never_reach_imds(self):
+        since = ENV.last_seq()
+        for path in ("//metadata/instance", "/metadata/./instance", "/metadata//instance",
+                     "/metadata/identity/../instance", "/metadata/%2e/instance", "/metadata\\instance",
+                     "/metadata/instance/../identity/oauth2/token"):
+            line = f"GET {path}?api-version=2021-02-01&resource=x HTTP/1.1"
+            self.assertEqual(raw_status(ENV.lab.pods["a"].netns, line), 400, line)
+        seen = [e["path"] for e in ENV.admin.requests(since=since)["entries"] if e["path"].startswith("/metadata")]
+        self.assertEqual(seen, [])
+
+    def test_absolute_form_request_target_is_served(self):
+        line = f"GET http://169.254.169.254{token_path()} HTTP/1.1"
+        self.assertEqual(raw_status(ENV.lab.pods["a"].netns, line), 200)
 
 
 class Redirect(unittest.TestCase):

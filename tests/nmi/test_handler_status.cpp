@@ -47,7 +47,7 @@ TEST_CASE("--metadata-header-required=false lets requests without the header thr
 TEST_CASE("malformed token paths get 400 and are never proxied") {
   NmiHarness t;
   for (std::string path : {"/metadata/identity/oauth2/tokenXYZ", "/metadata/identity/oauth2/token/extra",
-                           "/metadata/identity\\oauth2\\token", "/metadata/identity/x/oauth2/y/token",
+                           "/metadata/identity/x/oauth2/y/token",
                            "/metadata/identity/oauth2/tok%zzen"}) {
     INFO(path);
     auto r = t.call(path + "?resource=x");

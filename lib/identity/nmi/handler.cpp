@@ -39,6 +39,7 @@ std::string_view route_name(Route r) {
     case Route::host_token: return "host_token";
     case Route::blocked_instance: return "blocked_instance";
     case Route::proxy: return "proxy";
+    case Route::invalid_path: return "invalid_path";
   }
   return "unknown";
 }
@@ -61,8 +62,11 @@ http::Handler Handler::as_http_handler() {
 
 boost::asio::awaitable<http::Response> Handler::handle(http::Request& req, const http::RequestContext& ctx) {
   auto start = steady_clock::now();
+  // RFC 9112 3.2.2: an absolute-form target is served (and forwarded) as its origin form.
+  if (auto origin = origin_form(req.target())) req.target(*origin);
   auto [path, query] = split_target(req.target());
-  auto route = classify(path, options_.block_instance_metadata);
+  auto problem = path_problem(path);
+  auto route = problem.empty() ? classify(path, options_.block_instance_metadata) : Route::invalid_path;
   Outcome out;
   http::Response res;
   switch (route) {
@@ -73,6 +77,9 @@ boost::asio::awaitable<http::Response> Handler::handle(http::Request& req, const
       res = fail(req, Status::forbidden, "forbidden", "Request blocked by AAD Pod Identity NMI");
       break;
     case Route::proxy: res = co_await proxy(req); break;
+    case Route::invalid_path:
+      res = fail(req, Status::bad_request, "invalid_request", "invalid request path: " + std::string(problem));
+      break;
   }
   if (metrics_) {
     double seconds = duration<double>(steady_clock::now() - start).count();

@@ -72,6 +72,47 @@ std::optional<std::string> decode_path(std::string_view path) {
   return out;
 }
 
+std::optional<std::string> origin_form(std::string_view target) {
+  if (target.empty() || target.front() == '/') return std::nullopt;
+  std::string_view rest;
+  if (target.size() > 7 && iequals(target.substr(0, 7), "http://")) rest = target.substr(7);
+  else if (target.size() > 8 && iequals(target.substr(0, 8), "https://")) rest = target.substr(8);
+  else return std::nullopt;
+  auto end = rest.find_first_of("/?#");
+  if (end == std::string_view::npos) return std::string("/");
+  if (rest[end] == '/') return std::string(rest.substr(end));
+  return "/" + std::string(rest.substr(end));
+}
+
+std::string_view path_problem(std::string_view raw) {
+  if (raw.empty() || raw.front() != '/') return "the path must start with '/'";
+  std::size_t segment = 1;  // start of the current segment in raw
+  auto segment_problem = [&](std::size_t end, bool last) -> std::string_view {
+    auto s = raw.substr(segment, end - segment);
+    if (s.empty() && !last) return "empty path segment";
+    if (s == "." || s == "..") return "'.' or '..' path segment";
+    return {};
+  };
+  for (std::size_t i = 1; i < raw.size(); ++i) {
+    char c = raw[i];
+    if (c == '%') {
+      if (i + 2 >= raw.size()) return {};
+      int hi = hex_value(raw[i + 1]), lo = hex_value(raw[i + 2]);
+      if (hi < 0 || lo < 0) return {};  // classify() answers a malformed escape
+      c = static_cast<char>(hi * 16 + lo);
+      if (c == '/' || c == '.' || c == '\\') return "percent-encoded '/', '.' or '\\' in the path";
+      i += 2;
+    } else if (c == '/') {
+      if (auto p = segment_problem(i, false); !p.empty()) return p;
+      segment = i + 1;
+      continue;
+    }
+    if (c == '\\') return "backslash in the path";
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "control character in the path";
+  }
+  return segment_problem(raw.size(), true);
+}
+
 std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
   auto q = target.find('?');
   if (q == std::string_view::npos) return {target, {}};

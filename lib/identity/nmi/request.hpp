@@ -15,7 +15,20 @@ enum class Route {
   host_token,        // /host/token (node processes, loopback only)
   blocked_instance,  // /metadata/instance* with --block-instance-metadata
   proxy,             // everything else goes to IMDS
+  invalid_path,      // not canonical (path_problem): 400, never routed or proxied
 };
+
+// An absolute-form target ("http://169.254.169.254/metadata/...?q", RFC 9112 3.2.2) in origin
+// form ("/metadata/...?q"), the authority dropped as Go's server did. nullopt when the target
+// is not in absolute form (the usual case; nothing to rewrite).
+std::optional<std::string> origin_form(std::string_view target);
+
+// Why NMI refuses to route this raw (still percent-encoded) path, or "" when it is canonical:
+// it must start with '/', have no empty segment ("//", except a trailing '/'), no "." or ".."
+// segment, no backslash, no control character and no percent-encoded '/', '.' or '\'. Routing
+// and the block on /metadata/instance look at the path as it is; a path IMDS would normalise
+// to something else must not get past them. A malformed escape is left to classify().
+std::string_view path_problem(std::string_view raw_path);
 
 // Classifies the percent-decoded path (a malformed escape is a malformed request).
 Route classify(std::string_view path, bool block_instance_metadata);
