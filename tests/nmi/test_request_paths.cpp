@@ -1,6 +1,7 @@
 // Suite nmi, unit part: what NMI accepts as a request target before routing. Only canonical
 // paths are routed or proxied (a path IMDS would normalise must not get past the routes or the
-// instance-metadata block); absolute-form targets are served like origin-form ones.
+// instance-metadata block); absolute-form targets are served like origin-form ones; query values
+// with control characters are refused, never forwarded.
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
@@ -85,4 +86,39 @@ TEST_CASE("absolute-form targets are served like origin-form (RFC 9112 3.2.2)") 
   auto b = blocked.call("http://169.254.169.254/metadata/instance?api-version=2021-02-01", "10.0.0.1", {});
   CHECK(b.result_int() == 403);
   CHECK(blocked.upstream.seen.empty());
+}
+
+TEST_CASE("control characters in query values: 400 naming the problem, never forwarded") {
+  NmiHarness t;
+  auto pod = make_pod("ns", "a", "10.0.0.1", "sel");
+  t.state.add(pod);
+  t.bind(pod, "id-a", "client-a");
+  auto excepted = make_pod("ns", "excepted", "10.0.0.2", "");
+  excepted.meta.labels["app"] = "special";
+  t.state.add(excepted);
+  kube::AzurePodIdentityException e;
+  e.meta.ns = "ns";
+  e.meta.name = "exc";
+  e.pod_labels = {{"app", "special"}};
+  t.state.add(e);
+  const std::string token = "/metadata/identity/oauth2/token?api-version=2018-02-01";
+  for (const std::string& q : std::vector<std::string>{"&resource=https://vault.azure.net%00", "&resource=a%0Ab", "&resource=x&client_id=%1f",
+                        "&resource=x&other=%7F", "&resource=x&a%00b=1", "&resource=%0d%0aX-Injected:%201"}) {
+    for (std::string ip : {"10.0.0.1", "10.0.0.2"}) {
+      INFO(q << " from " << ip);
+      auto r = t.call(token + q, ip);
+      CHECK(r.result_int() == 400);
+      CHECK_THAT(description_of(r), Catch::Contains("control characters"));
+    }
+    auto host = t.call("/host/token/?" + q.substr(1), "127.0.0.1", {{"podname", "a"}, {"podns", "ns"}});
+    CHECK(host.result_int() == 400);
+  }
+  auto proxied = t.call("/metadata/instance?api-version=2021-02-01&x=%00");
+  CHECK(proxied.result_int() == 400);
+  CHECK_THAT(description_of(proxied), Catch::Contains("control characters"));
+  CHECK(t.upstream.seen.empty());
+  CHECK(t.fetcher.calls.empty());
+  // Printable escapes and non-ASCII bytes are fine.
+  CHECK(t.call(token + "&resource=https%3A%2F%2Fvault.azure.net%2F%C3%A9").result_int() == 200);
+  CHECK(t.call("/metadata/instance?api-version=2021-02-01&x=%20%41").result_int() == 200);
 }

@@ -76,7 +76,7 @@ boost::asio::awaitable<http::Response> Handler::handle(http::Request& req, const
     case Route::blocked_instance:
       res = fail(req, Status::forbidden, "forbidden", "Request blocked by AAD Pod Identity NMI");
       break;
-    case Route::proxy: res = co_await proxy(req); break;
+    case Route::proxy: res = co_await proxy(req, query); break;
     case Route::invalid_path:
       res = fail(req, Status::bad_request, "invalid_request", "invalid request path: " + std::string(problem));
       break;
@@ -202,8 +202,11 @@ boost::asio::awaitable<http::Response> Handler::excepted_token(const http::Reque
   co_return res;
 }
 
-boost::asio::awaitable<http::Response> Handler::proxy(const http::Request& req) {
+boost::asio::awaitable<http::Response> Handler::proxy(const http::Request& req, std::string_view query) {
   if (options_.metadata_header_required && !metadata_header_ok(req)) co_return metadata_header_missing(req);
+  if (query_has_control_characters(query))
+    co_return fail(req, Status::bad_request, "invalid_request",
+                   "malformed query string: control characters are not allowed in query parameters");
   if (req.method() == http::Verb::unknown)
     co_return fail(req, Status::method_not_allowed, "invalid_request", "unsupported HTTP method");
   auto res = co_await imds_.forward(req);

@@ -35,6 +35,12 @@ int hex_value(char c) {
   return -1;
 }
 
+bool has_control_character(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  return false;
+}
+
 }  // namespace
 
 Route classify(std::string_view raw_path, bool block_instance_metadata) {
@@ -113,6 +119,18 @@ std::string_view path_problem(std::string_view raw) {
   return segment_problem(raw.size(), true);
 }
 
+bool query_has_control_characters(std::string_view q) {
+  for (std::size_t i = 0; i + 2 < q.size(); ++i) {
+    if (q[i] != '%') continue;
+    int hi = hex_value(q[i + 1]), lo = hex_value(q[i + 2]);
+    if (hi < 0 || lo < 0) continue;
+    int c = hi * 16 + lo;
+    if (c < 0x20 || c == 0x7f) return true;
+    i += 2;
+  }
+  return false;
+}
+
 std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
   auto q = target.find('?');
   if (q == std::string_view::npos) return {target, {}};
@@ -154,6 +172,11 @@ std::optional<TokenQuery> parse_token_query(std::string_view query, QueryError& 
     auto value = decode_query_component(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
     if (!key || !value) {
       error.description = "malformed query string: invalid percent-encoding";
+      return std::nullopt;
+    }
+    // Never forwarded, logged or used as a label: IMDS and AAD accept no control characters.
+    if (has_control_character(*key) || has_control_character(*value)) {
+      error.description = "malformed query string: control characters are not allowed in query parameters";
       return std::nullopt;
     }
     auto take = [&](bool& seen, std::string& into) {

@@ -30,6 +30,9 @@ std::optional<std::string> origin_form(std::string_view target);
 // to something else must not get past them. A malformed escape is left to classify().
 std::string_view path_problem(std::string_view raw_path);
 
+// True when a percent-escape in the raw query decodes to a control character (0x00-0x1f, 0x7f).
+bool query_has_control_characters(std::string_view raw_query);
+
 // Classifies the percent-decoded path (a malformed escape is a malformed request).
 Route classify(std::string_view path, bool block_instance_metadata);
 
