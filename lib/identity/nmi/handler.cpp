@@ -1,5 +1,6 @@
 #include "identity/nmi/handler.hpp"
 
+#include <boost/json/parse.hpp>
 #include <fmt/format.h>
 
 #include "core/log.hpp"
@@ -48,8 +49,52 @@ std::string_view route_name(Route r) {
 
 struct Handler::Outcome {
   std::string ns;        // caller pod's namespace, once known
+  std::string pod;       // caller pod's namespace/name, once known
   std::string resource;  // the query's resource, once parsed
 };
+
+namespace {
+
+// Request input in a log line: bounded (the log escapes control characters itself).
+std::string clip(std::string_view s, std::size_t limit = 200) {
+  if (s.size() <= limit) return std::string(s);
+  return std::string(s.substr(0, limit)) + "...";
+}
+
+// The `error` and `error_description` of a JSON error answer (NMI's own or IMDS's, relayed).
+std::pair<std::string, std::string> error_fields(const http::Response& res) {
+  if (res.body().size() > 8192) return {};
+  boost::system::error_code ec;
+  auto value = boost::json::parse(res.body(), ec);
+  if (ec || !value.is_object()) return {};
+  auto text = [&](std::string_view key) {
+    const auto* v = value.as_object().if_contains(key);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  return {text("error"), text("error_description")};
+}
+
+void log_request(int verbosity, const http::Request& req, Route route, std::string_view path,
+                 const Handler::Outcome& out, const http::Response& res, steady_clock::duration elapsed) {
+  // Never the query (it may name identities) nor the body (it holds the token).
+  log::KV ms{"duration_ms", fmt::format("{:.3f}", duration<double, std::milli>(elapsed).count())};
+  ms.quoted = false;
+  int status = res.result_int();
+  auto write = [&](log::Fields fields) {
+    if (verbosity == 0) log::info("request", fields);
+    else log::debug(verbosity, "request", fields);
+  };
+  if (status < 400) {
+    write({{"route", route_name(route)}, {"method", clip(req.method_string(), 32)}, {"path", clip(path)},
+           {"pod", out.pod}, {"status", status}, ms});
+    return;
+  }
+  auto [code, reason] = error_fields(res);
+  write({{"route", route_name(route)}, {"method", clip(req.method_string(), 32)}, {"path", clip(path)},
+         {"pod", out.pod}, {"status", status}, ms, {"error", clip(code, 64)}, {"reason", clip(reason)}});
+}
+
+}  // namespace
 
 Handler::Handler(NodeState& state, Resolver& resolver, TokenService& tokens, Upstream& imds, ImdsLimiter& limiter,
                  azure::Clock& clock, NmiMetrics* metrics, HandlerOptions options)
@@ -81,11 +126,15 @@ boost::asio::awaitable<http::Response> Handler::handle(http::Request& req, const
       res = fail(req, Status::bad_request, "invalid_request", "invalid request path: " + std::string(problem));
       break;
   }
+  auto elapsed = steady_clock::now() - start;
+  bool token_route = route == Route::token || route == Route::host_token;
+  // One line per token request, as the original; everything else only at -v=2.
+  if (token_route || log::enabled(2)) log_request(token_route ? 0 : 2, req, route, path, out, res, elapsed);
   if (metrics_) {
-    double seconds = duration<double>(steady_clock::now() - start).count();
+    double seconds = duration<double>(elapsed).count();
     auto code = std::to_string(res.result_int());
     metrics_->request_duration.with({std::string(route_name(route)), code}).observe(seconds);
-    if (route == Route::token || route == Route::host_token) {
+    if (token_route) {
       // Any caller can invent resources; only ones that earned a token are labelled, and few.
       auto resource = res.result() == Status::ok ? metrics_->resources.admit(out.resource) : std::string();
       metrics_->operations
@@ -114,6 +163,7 @@ boost::asio::awaitable<http::Response> Handler::token(const http::Request& req, 
   }
   const kube::Pod& pod = **caller;
   out.ns = pod.meta.ns;
+  out.pod = pod.key();
   auto exceptions = state_.exceptions(pod.meta.ns);
   if (is_excepted(pod, raw_pointers(exceptions)) || is_mic_pod(pod, options_.mic_namespace)) {
     log::debug(2, "excepted pod: token request goes straight to IMDS", {{"pod", pod.key()}});
@@ -147,6 +197,7 @@ boost::asio::awaitable<http::Response> Handler::host_token(const http::Request& 
   if (!pod || !can_call(*pod))
     co_return fail(req, Status::not_found, "pod_not_found",
                    fmt::format("pod {}/{} not found on this node", std::string(ns->value()), std::string(name->value())));
+  out.pod = pod->key();
   out.ns = pod->meta.ns;  // a label from the pod, not from the header (bounded by the pods)
   IdentityRequest wanted{q->client_id, q->resource_id};
   auto res = co_await answer(req, *pod, q->resource, wanted, true);
