@@ -16,6 +16,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <list>
+#include <map>
 #include <optional>
 #include <variant>
 
@@ -32,7 +33,11 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // One open connection, as the server sees it for draining.
 struct Connection {
   tcp::socket* socket = nullptr;
+  asio::ip::address peer;
   bool busy = false;  // a complete request is being handled or answered (drain waits for these)
+  bool idle = false;  // waiting for the next request: may be closed to make room for a new one
+  bool evicted = false;  // closed to make room, not yet gone from the list
+  std::chrono::steady_clock::time_point idle_since{};
 };
 
 struct Server::State {
@@ -41,8 +46,11 @@ struct Server::State {
   Handler handler;
   tcp::acceptor acceptor;
   std::list<Connection> connections;
+  std::map<asio::ip::address, std::size_t> per_peer;  // open connections by source address
+  std::size_t evicted = 0;  // in `connections` but already closed to make room
   bool stopping = false;
   std::chrono::steady_clock::time_point last_accept_warning{};
+  std::chrono::steady_clock::time_point last_refusal_warning{};
 
   State(asio::any_io_executor ex, ServerOptions o, Handler h)
       : executor(ex), options(std::move(o)), handler(std::move(h)), acceptor(ex) {}
@@ -114,9 +122,12 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
     bool plain = std::is_same_v<Stream, beast::tcp_stream>;
     if (plain && buffer.size() == 0) {
       asio::steady_timer idle(state->executor, opt.idle_timeout);
+      conn.idle = true;
+      conn.idle_since = std::chrono::steady_clock::now();
       auto woke = co_await (socket_of(stream).async_wait(tcp::socket::wait_read, use_tuple) ||
                             idle.async_wait(use_tuple));
-      if (woke.index() == 1 || std::get<0>(woke) != std::tuple<boost::system::error_code>{})
+      conn.idle = false;
+      if (conn.evicted || woke.index() == 1 || std::get<0>(woke) != std::tuple<boost::system::error_code>{})
         co_return;
     }
     conn.busy = false;  // reading: a half-sent request is dropped by shutdown, not waited for
@@ -189,12 +200,12 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
   }
 }
 
-asio::awaitable<void> session(StatePtr state, tcp::socket socket) {
+// Runs one connection the accept loop has already registered as `it`; unregisters it at the end.
+asio::awaitable<void> session(StatePtr state, tcp::socket socket, std::list<Connection>::iterator it) {
   RequestContext ctx;
   boost::system::error_code ec;
   ctx.peer = socket.remote_endpoint(ec);
   ctx.local = socket.local_endpoint(ec);
-  auto it = state->connections.insert(state->connections.end(), Connection{});
   try {
     if (state->options.tls) {
       ctx.tls = true;
@@ -219,7 +230,46 @@ asio::awaitable<void> session(StatePtr state, tcp::socket socket) {
   } catch (const std::exception& e) {
     log::error("connection failed", e.what(), {{"server", state->options.name}});
   }
+  auto peer = state->per_peer.find(it->peer);
+  if (peer != state->per_peer.end() && --peer->second == 0) state->per_peer.erase(peer);
+  if (it->evicted) --state->evicted;
   state->connections.erase(it);
+}
+
+// A v4 client on a dual-stack socket appears as ::ffff:a.b.c.d; count it under a.b.c.d.
+asio::ip::address peer_key(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a;
+}
+
+// Closes the connection that has waited longest for its next request; false if none waits.
+bool evict_idle(Server::State& state) {
+  Connection* oldest = nullptr;
+  for (auto& c : state.connections)
+    if (c.idle && !c.evicted && c.socket && (!oldest || c.idle_since < oldest->idle_since)) oldest = &c;
+  if (!oldest) return false;
+  boost::system::error_code ignored;
+  oldest->socket->close(ignored);
+  oldest->evicted = true;
+  ++state.evicted;
+  return true;
+}
+
+void refuse(Server::State& state, tcp::socket& socket, const asio::ip::address& peer, std::string_view why) {
+  static const std::string busy = [] {
+    std::string body = R"({"error":"server_busy","error_description":"too many open connections, retry"})";
+    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+           "Retry-After: 1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  boost::system::error_code ignored;
+  socket.non_blocking(true);
+  socket.send(asio::buffer(busy), 0, ignored);
+  socket.close(ignored);
+  auto now = std::chrono::steady_clock::now();  // warn at most every 10 s
+  if (now - state.last_refusal_warning > std::chrono::seconds(10)) {
+    state.last_refusal_warning = now;
+    log::warning("connection refused", {{"server", state.options.name}, {"peer", peer.to_string()}, {"reason", why}});
+  }
 }
 
 asio::awaitable<void> accept_loop(StatePtr state) {
@@ -237,20 +287,27 @@ asio::awaitable<void> accept_loop(StatePtr state) {
       co_await pause.async_wait(use_tuple);
       continue;
     }
-    if (state->connections.size() >= state->options.max_connections) {
-      // Over the limit: refuse this one at once rather than let descriptors run out.
-      static const std::string busy = [] {
-        std::string body = R"({"error":"server_busy","error_description":"too many open connections, retry"})";
-        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-               "Retry-After: 1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-      }();
-      boost::system::error_code ignored;
-      socket.non_blocking(true);
-      socket.send(asio::buffer(busy), 0, ignored);
-      socket.close(ignored);
+    boost::system::error_code pec;
+    auto endpoint = socket.remote_endpoint(pec);
+    if (pec) continue;  // already gone
+    auto peer = peer_key(endpoint.address());
+    // Over a limit: refuse this one at once rather than let one client (or all of them) run the
+    // server out of descriptors. Counted here, not in the session, so a burst cannot overshoot.
+    const auto& opt = state->options;
+    auto mine = state->per_peer.find(peer);
+    if (opt.max_connections_per_peer > 0 && mine != state->per_peer.end() &&
+        mine->second >= opt.max_connections_per_peer) {
+      refuse(*state, socket, peer, "too many connections from this address");
       continue;
     }
-    asio::co_spawn(state->executor, session(state, std::move(socket)), asio::detached);
+    if (state->connections.size() - state->evicted >= opt.max_connections && !evict_idle(*state)) {
+      refuse(*state, socket, peer, "too many open connections");
+      continue;
+    }
+    ++state->per_peer[peer];
+    auto it = state->connections.insert(state->connections.end(), Connection{});
+    it->peer = peer;
+    asio::co_spawn(state->executor, session(state, std::move(socket), it), asio::detached);
   }
 }
 
@@ -280,7 +337,13 @@ void Server::start() {
 
 tcp::endpoint Server::local_endpoint() const { return state_->acceptor.local_endpoint(); }
 
-std::size_t Server::open_connections() const { return state_->connections.size(); }
+std::size_t Server::open_connections() const { return state_->connections.size() - state_->evicted; }
+
+std::size_t Server::idle_connections() const {
+  std::size_t n = 0;
+  for (const auto& c : state_->connections) n += c.idle && !c.evicted;
+  return n;
+}
 
 asio::awaitable<void> Server::shutdown(std::chrono::milliseconds drain) {
   auto state = state_;

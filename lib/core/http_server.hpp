@@ -1,6 +1,7 @@
 #pragma once
 // An HTTP/1.1 server: one coroutine per connection, keep-alive, header/body limits (431/413),
-// malformed requests answered 400, idle/read/write timeouts, graceful drain on shutdown.
+// malformed requests answered 400, idle/read/write timeouts, graceful drain on shutdown,
+// a global and a per-source-address connection cap.
 // Handlers are coroutines; on plain TCP a client that disconnects cancels its handler.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -27,7 +28,12 @@ struct ServerOptions {
   std::uint16_t port = 0;  // 0: pick a free port (read it back with local_endpoint)
   std::size_t header_limit = 16 * 1024;
   std::size_t body_limit = 1024 * 1024;
-  std::size_t max_connections = 512;  // further connections get 503 and are closed at once
+  // At the cap, the connection idle longest is closed to make room; when none is idle, further
+  // connections get 503 and are closed at once.
+  std::size_t max_connections = 512;
+  // Open connections from one source address (0: no limit); further ones get the same 503, so
+  // one client cannot take the server from the others.
+  std::size_t max_connections_per_peer = 64;
   std::chrono::milliseconds idle_timeout = 60s;  // waiting for the next request on a connection
   std::chrono::milliseconds read_timeout = 30s;   // reading one request once it started
   std::chrono::milliseconds write_timeout = 30s;
@@ -53,6 +59,7 @@ class Server {
   void start();
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   std::size_t open_connections() const;
+  std::size_t idle_connections() const;  // open and waiting for their next request
 
   // Stops accepting, closes idle connections and ones still sending a request, lets requests
   // being handled finish (their responses carry Connection: close) for at most `drain`, then

@@ -27,6 +27,59 @@ std::string get_request(const std::string& path, const std::string& extra = "") 
   return "GET " + path + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n";
 }
 
+// A blocking connection to the fixture from the given loopback source address (127.0.0.0/8 is
+// all local, so each address is a different peer to the server).
+int connect_from(const test::ServerFixture& fx, const char* source) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  REQUIRE(::inet_pton(AF_INET, source, &src.sin_addr) == 1);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) == 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(fx.port());
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0);
+  return fd;
+}
+
+// Sends `bytes` on fd, reads until the server closes, closes fd.
+std::string exchange_on(int fd, const std::string& bytes) {
+  test::ServerFixture::send_all(fd, bytes);
+  auto out = test::ServerFixture::read_to_close(fd);
+  ::close(fd);
+  return out;
+}
+
+// Reads from fd until `marker` arrived (or the connection ends).
+std::string read_until(int fd, const std::string& marker) {
+  std::string out;
+  char buf[4096];
+  while (out.find(marker) == std::string::npos) {
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+std::size_t idle_connections(test::ServerFixture& fx) {
+  return fx.run([&]() -> asio::awaitable<std::size_t> { co_return fx.server().idle_connections(); });
+}
+
+// Polls `ready` (up to ~10 s) for state that settles on the server's thread.
+template <typename F>
+bool eventually(F ready) {
+  for (int i = 0; i < 500; ++i) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("keep-alive serves several requests on one connection") {
@@ -162,17 +215,25 @@ TEST_CASE("framing the server cannot trust gets 400 and a closed connection") {
   CHECK(fx.raw_exchange("GET /old HTTP/1.0\r\n\r\n").find("/old from") != std::string::npos);
 }
 
-TEST_CASE("connections over the limit get 503 at once; the server keeps serving") {
+TEST_CASE("connections over the limit get 503 at once when none is idle; the server keeps serving") {
+  std::atomic<int> holding{0};
+  auto echo = echo_handler();
+  auto handler = [&](http::Request& req, const http::RequestContext& ctx) -> asio::awaitable<http::Response> {
+    if (req.target() == "/hold") {  // busy until the client leaves (which cancels this)
+      ++holding;
+      asio::steady_timer timer(co_await asio::this_coro::executor, 30s);
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    http::Response res = co_await echo(req, ctx);
+    co_return res;
+  };
   http::ServerOptions o;
   o.max_connections = 2;
-  test::ServerFixture fx(echo_handler(), o);
+  test::ServerFixture fx(handler, o);
   int a = fx.connect_raw(), b = fx.connect_raw();
-  // Make sure both are registered before the third arrives.
-  test::ServerFixture::send_all(a, get_request("/a"));
-  test::ServerFixture::send_all(b, get_request("/b"));
-  char buf[512];
-  CHECK(::recv(a, buf, sizeof buf, 0) > 0);
-  CHECK(::recv(b, buf, sizeof buf, 0) > 0);
+  test::ServerFixture::send_all(a, get_request("/hold"));
+  test::ServerFixture::send_all(b, get_request("/hold"));
+  REQUIRE(eventually([&] { return holding == 2; }));
   auto refused = fx.raw_exchange(get_request("/c"));
   CHECK(refused.rfind("HTTP/1.1 503", 0) == 0);
   CHECK(refused.find("server_busy") != std::string::npos);
@@ -184,6 +245,45 @@ TEST_CASE("connections over the limit get 503 at once; the server keeps serving"
     if (after.find("/d from") == std::string::npos) std::this_thread::sleep_for(20ms);
   }
   CHECK(after.find("/d from") != std::string::npos);
+}
+
+TEST_CASE("at the global cap, the connection idle longest is closed to make room") {
+  http::ServerOptions o;
+  o.max_connections = 2;
+  test::ServerFixture fx(echo_handler(), o);
+  int a = fx.connect_raw();
+  test::ServerFixture::send_all(a, get_request("/a"));
+  CHECK(read_until(a, "body=").find("/a from") != std::string::npos);
+  REQUIRE(eventually([&] { return idle_connections(fx) == 1; }));
+  int b = fx.connect_raw();
+  test::ServerFixture::send_all(b, get_request("/b"));
+  CHECK(read_until(b, "body=").find("/b from") != std::string::npos);
+  REQUIRE(eventually([&] { return idle_connections(fx) == 2; }));
+  auto c = fx.raw_exchange(get_request("/c", "Connection: close\r\n"));
+  CHECK(c.find("/c from") != std::string::npos);
+  CHECK(test::ServerFixture::read_to_close(a).empty());  // closed by the server, nothing sent
+  ::close(a);
+  CHECK(exchange_on(b, get_request("/b2", "Connection: close\r\n")).find("/b2 from") != std::string::npos);
+}
+
+TEST_CASE("a peer over its connection cap gets 503; other peers are still served") {
+  http::ServerOptions o;
+  o.max_connections_per_peer = 2;
+  test::ServerFixture fx(echo_handler(), o);
+  int a = connect_from(fx, "127.0.0.5"), b = connect_from(fx, "127.0.0.5");
+  auto refused = exchange_on(connect_from(fx, "127.0.0.5"), get_request("/c"));
+  CHECK(refused.rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(refused.find("server_busy") != std::string::npos);
+  CHECK(refused.find("Connection: close") != std::string::npos);
+  auto other = exchange_on(connect_from(fx, "127.0.0.6"), get_request("/other", "Connection: close\r\n"));
+  CHECK(other.find("/other from 127.0.0.6") != std::string::npos);
+  // The capped peer's open connections still work, and once one closes it may open another.
+  CHECK(exchange_on(a, get_request("/a", "Connection: close\r\n")).find("/a from 127.0.0.5") != std::string::npos);
+  CHECK(eventually([&] {
+    return exchange_on(connect_from(fx, "127.0.0.5"), get_request("/again", "Connection: close\r\n"))
+               .find("/again from 127.0.0.5") != std::string::npos;
+  }));
+  ::close(b);
 }
 
 TEST_CASE("shutdown does not wait for a request that is still being sent") {

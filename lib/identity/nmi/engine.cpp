@@ -118,6 +118,8 @@ bool Engine::start() {
   so.name = "nmi";
   so.address = o.nmi_listen_address;
   so.port = static_cast<unsigned short>(o.nmi_port);
+  so.max_connections = 512;
+  so.max_connections_per_peer = 64;  // every pod on the node shares NMI: one must not starve the rest
   p.server = std::make_unique<http::Server>(p.io.get_executor(), so, p.handler->as_http_handler());
   try {
     p.server->start();
