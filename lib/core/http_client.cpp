@@ -93,6 +93,7 @@ asio::awaitable<boost::system::result<ClientResponse>> exchange(Stream& stream, 
   (void)wn;
   if (wec) co_return wec;
   bhttp::response_parser<bhttp::string_body> parser;
+  parser.skip(req.method() == bhttp::verb::head);  // its Content-Length is the GET body's; none follows
   parser.body_limit(body_limit);
   parser.header_limit(64 * 1024);
   auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);

@@ -13,6 +13,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <list>
@@ -188,8 +189,19 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
     res.version(req.version());
     if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
     tcp_of(stream).expires_after(opt.write_timeout);
-    auto [wec, wn] = co_await bhttp::async_write(stream, res, use_tuple);
-    (void)wn;
+    boost::system::error_code wec;
+    if (req.method() == bhttp::verb::head) {
+      // The header of the GET answer (Content-Length included) and never a body (RFC 9110
+      // 9.3.2): the client reads no body, so one sent would be taken for the next response.
+      bhttp::response_serializer<bhttp::string_body> header_only{res};
+      auto [hec, hn] = co_await bhttp::async_write_header(stream, header_only, use_tuple);
+      (void)hn;
+      wec = hec;
+    } else {
+      auto [body_ec, wn] = co_await bhttp::async_write(stream, res, use_tuple);
+      (void)wn;
+      wec = body_ec;
+    }
     if (wec || !keep) {
       if (!wec) {
         boost::system::error_code ignored;

@@ -172,6 +172,7 @@ asio::awaitable<boost::system::result<unsigned>> Stream::open(ClientRequest requ
     if (hec) co_return hec;
   }
   i.parser.emplace();
+  i.parser->skip(req.method() == bhttp::verb::head);  // no body follows, whatever the header says
   i.parser->body_limit(boost::none);
   i.parser->header_limit(64 * 1024);
   i.tcp_layer()->expires_after(request.timeout);

@@ -29,6 +29,55 @@ http::Handler slow_echo(std::chrono::milliseconds delay = 0ms) {
   };
 }
 
+// A one-connection server speaking raw bytes: answers the n-th request on the connection with
+// answers[n], then waits for the client to close.
+class RawServer {
+ public:
+  explicit RawServer(std::vector<std::string> answers) {
+    listen_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listen_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listen_, 4) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listen_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, answers = std::move(answers)] {
+      int fd = ::accept(listen_, nullptr, nullptr);
+      if (fd < 0) return;
+      timeval tv{10, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      std::string in;
+      char buf[4096];
+      for (const auto& answer : answers) {
+        while (in.find("\r\n\r\n") == std::string::npos) {
+          auto n = ::recv(fd, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          in.append(buf, static_cast<std::size_t>(n));
+        }
+        auto end = in.find("\r\n\r\n");
+        if (end == std::string::npos) break;
+        in.erase(0, end + 4);
+        test::ServerFixture::send_all(fd, answer);
+      }
+      test::ServerFixture::read_to_close(fd);
+      ::close(fd);
+    });
+  }
+  ~RawServer() {
+    ::shutdown(listen_, SHUT_RDWR);
+    thread_.join();
+    ::close(listen_);
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+ private:
+  int listen_ = -1;
+  unsigned short port_ = 0;
+  std::thread thread_;
+};
+
 struct ClientOnFixture {
   test::ServerFixture& fx;
   http::Client client;
@@ -116,4 +165,25 @@ TEST_CASE("client rejects a response body over its limit") {
   auto res = c.send(test::get_request_to(fx.url("/")));
   REQUIRE_FALSE(res);
   CHECK(res.error() == http::bhttp::error::body_limit);
+}
+
+TEST_CASE("client reads no body after a HEAD response and reuses the connection") {
+  // The HEAD answer announces the GET body's length but (correctly) sends none.
+  RawServer upstream({"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nX-Head: yes\r\n\r\n",
+                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"});
+  test::ServerFixture fx(slow_echo());
+  ClientOnFixture c(fx);
+  auto head = test::get_request_to(upstream.url("/h"), 5s);
+  head.method = http::Verb::head;
+  auto res = c.send(head);
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->header("Content-Length") == "1234");
+  CHECK(res->header("X-Head") == "yes");
+  CHECK(res->body.empty());
+  auto get = c.send(test::get_request_to(upstream.url("/g"), 5s));
+  REQUIRE(get);
+  CHECK(get->body == "ok");
+  CHECK(c.client.connections_opened() == 1);
+  c.client.close_idle();
 }

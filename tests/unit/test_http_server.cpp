@@ -303,3 +303,18 @@ TEST_CASE("shutdown does not wait for a request that is still being sent") {
   CHECK(test::ServerFixture::read_to_close(fd).empty());
   ::close(fd);
 }
+
+TEST_CASE("HEAD gets the GET answer's header with its Content-Length and no body; keep-alive stays in step") {
+  test::ServerFixture fx(echo_handler());
+  int fd = fx.connect_raw();
+  auto out = exchange_on(fd, "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n" + get_request("/g", "Connection: close\r\n"));
+  auto header_end = out.find("\r\n\r\n");
+  REQUIRE(header_end != std::string::npos);
+  std::string head = out.substr(0, header_end);
+  CHECK(head.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(head.find("Content-Length: " + std::to_string(std::string("/h from 127.0.0.1 body=").size())) !=
+        std::string::npos);
+  CHECK(out.find("/h from") == std::string::npos);
+  CHECK(out.compare(header_end + 4, 12, "HTTP/1.1 200") == 0);  // the GET's answer follows at once
+  CHECK(out.find("/g from 127.0.0.1") != std::string::npos);
+}
