@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
@@ -21,6 +22,7 @@
 #include <optional>
 #include <variant>
 
+#include "core/ascii.hpp"
 #include "core/log.hpp"
 
 namespace aad::http {
@@ -136,8 +138,23 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
     parser.header_limit(static_cast<std::uint32_t>(opt.header_limit));
     parser.body_limit(opt.body_limit);
     tcp_of(stream).expires_after(plain || buffer.size() > 0 ? opt.read_timeout : opt.idle_timeout);
-    auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
-    (void)n;
+    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    (void)hn;
+    boost::system::error_code ec = hec;
+    if (!ec && !parser.is_done()) {
+      // A client sending `Expect: 100-continue` waits for this before sending the body (RFC 9110 10.1.1).
+      if (parser.get().version() >= 11 && iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        auto [cec, cn] = co_await asio::async_write(stream, asio::buffer(kContinue), use_tuple);
+        (void)cn;
+        ec = cec;
+      }
+    }
+    if (!ec && !parser.is_done()) {
+      auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+      (void)bn;
+      ec = bec;
+    }
     if (ec) {
       std::optional<Response> answer;
       if (ec == bhttp::error::header_limit)
@@ -163,6 +180,8 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
       protocol_error = "unsupported transfer coding";
     else if (req.version() >= 11 && req.count(bhttp::field::host) == 0)
       protocol_error = "missing Host header";
+    else if (req.count(bhttp::field::host) > 1)
+      protocol_error = "more than one Host header";
     if (protocol_error) {
       auto answer = error_response(Status::bad_request, *protocol_error);
       tcp_of(stream).expires_after(opt.write_timeout);

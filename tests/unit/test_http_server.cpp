@@ -318,3 +318,24 @@ TEST_CASE("HEAD gets the GET answer's header with its Content-Length and no body
   CHECK(out.compare(header_end + 4, 12, "HTTP/1.1 200") == 0);  // the GET's answer follows at once
   CHECK(out.find("/g from 127.0.0.1") != std::string::npos);
 }
+
+TEST_CASE("two Host headers get 400 and a closed connection") {
+  test::ServerFixture fx(echo_handler());
+  auto out = fx.raw_exchange("GET /twice HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + get_request("/next"));
+  CHECK(out.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(out.find("more than one Host header") != std::string::npos);
+  CHECK(out.find("/twice from") == std::string::npos);
+  CHECK(out.find("/next from") == std::string::npos);
+}
+
+TEST_CASE("Expect: 100-continue gets 100 Continue before the body is sent") {
+  test::ServerFixture fx(echo_handler());
+  int fd = fx.connect_raw();
+  test::ServerFixture::send_all(fd, "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"
+                                    "Connection: close\r\n\r\n");
+  auto interim = read_until(fd, "\r\n\r\n");  // the body is held back until this arrives
+  CHECK(interim.rfind("HTTP/1.1 100 Continue\r\n\r\n", 0) == 0);
+  auto rest = exchange_on(fd, "hello");
+  CHECK((interim + rest).find("HTTP/1.1 200") != std::string::npos);
+  CHECK((interim + rest).find("/e from 127.0.0.1 body=hello") != std::string::npos);
+}
