@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/url/parse.hpp>
 #include <ctime>
 
 namespace aad::azure {
@@ -13,9 +14,18 @@ using namespace asio::experimental::awaitable_operators;
 asio::awaitable<Result<http::ClientResponse>> send_request(http::Client& client,
                                                            http::ClientRequest request,
                                                            const Cancellation& cancel) {
+  // A transport error names where it failed to get to ("login.example:443: Host not found").
+  std::string where;
+  if (auto url = boost::urls::parse_uri(request.url)) {
+    where = std::string(url->encoded_host_and_port());
+    if (!url->has_port()) where += url->scheme() == "https" ? ":443" : ":80";
+  }
+  auto failure = [&where](const boost::system::error_code& ec) {
+    return local_error(Error::Kind::transport, "TransportError", where.empty() ? ec.message() : where + ": " + ec.message(), true);
+  };
   if (!cancel.cancellable()) {
     auto plain = co_await client.send(std::move(request));
-    if (!plain) co_return local_error(Error::Kind::transport, "TransportError", plain.error().message(), true);
+    if (!plain) co_return failure(plain.error());
     co_return std::move(*plain);
   }
   if (cancel.cancelled()) co_return local_error(Error::Kind::cancelled, "Cancelled", "request cancelled");
@@ -24,7 +34,7 @@ asio::awaitable<Result<http::ClientResponse>> send_request(http::Client& client,
     co_return local_error(Error::Kind::cancelled, "Cancelled", "request cancelled");
   auto& res = std::get<0>(raced);
   if (!res) {
-    Error e = local_error(Error::Kind::transport, "TransportError", res.error().message(), true);
+    Error e = failure(res.error());
     co_return e;
   }
   co_return std::move(*res);
