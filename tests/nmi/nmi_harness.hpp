@@ -6,6 +6,8 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <memory>
 #include <optional>
 
@@ -19,6 +21,13 @@ namespace aad::test {
 
 namespace nmi = identity::nmi;
 using namespace std::chrono_literals;
+
+// An answer's JSON body, and the fields of NMI's IMDS-style error body.
+inline boost::json::object body_of(const http::Response& r) { return boost::json::parse(r.body()).as_object(); }
+inline std::string error_of(const http::Response& r) { return std::string(body_of(r).at("error").as_string()); }
+inline std::string description_of(const http::Response& r) {
+  return std::string(body_of(r).at("error_description").as_string());
+}
 
 struct Call {
   http::Request req;

@@ -12,11 +12,6 @@ namespace json = boost::json;
 namespace {
 const std::string kToken = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net";
 
-json::object body_of(const http::Response& r) { return json::parse(r.body()).as_object(); }
-std::string error_of(const http::Response& r) { return std::string(body_of(r).at("error").as_string()); }
-std::string description_of(const http::Response& r) {
-  return std::string(body_of(r).at("error_description").as_string());
-}
 }  // namespace
 
 TEST_CASE("missing or wrong Metadata header: IMDS's exact 400 on the token and proxy routes") {

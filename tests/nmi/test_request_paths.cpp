@@ -13,11 +13,6 @@ namespace json = boost::json;
 
 namespace {
 const std::string kQuery = "?api-version=2018-02-01&resource=https://vault.azure.net";
-
-json::object body_of(const http::Response& r) { return json::parse(r.body()).as_object(); }
-std::string description_of(const http::Response& r) {
-  return std::string(body_of(r).at("error_description").as_string());
-}
 }  // namespace
 
 TEST_CASE("non-canonical paths: 400 with a JSON error, never routed, proxied or past the block") {

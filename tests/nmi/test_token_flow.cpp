@@ -11,7 +11,6 @@ namespace json = boost::json;
 
 namespace {
 const std::string kBase = "/metadata/identity/oauth2/token?api-version=2018-02-01";
-json::object body_of(const http::Response& r) { return json::parse(r.body()).as_object(); }
 std::string access_token(const http::Response& r) {
   return std::string(body_of(r).at("access_token").as_string());
 }
