@@ -87,7 +87,9 @@ std::optional<std::string> origin_form(std::string_view target) {
   auto end = rest.find_first_of("/?#");
   if (end == std::string_view::npos) return std::string("/");
   if (rest[end] == '/') return std::string(rest.substr(end));
-  return "/" + std::string(rest.substr(end));
+  std::string out = "/";  // built by append: `"/" + std::string(...)` trips GCC 12's -Wrestrict at -O2
+  out.append(rest.substr(end));
+  return out;
 }
 
 std::string_view path_problem(std::string_view raw) {
