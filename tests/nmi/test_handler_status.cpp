@@ -305,9 +305,11 @@ TEST_CASE("proxy: method, target, headers and body go upstream; status, headers 
   CHECK(up.target() == "/doesnotexist/%41?x=1&y=%2F");
   CHECK(up["X-Custom"] == "v");
   CHECK(up.body() == "payload");
-  // /metadata/Identity (capital I) is not a token path: proxied as the original did.
-  t.call("/metadata/Identity/oauth2/token?resource=x");
-  CHECK(t.upstream.seen.size() == 2);
+  // /metadata/Identity (capital I) is a token path in another case: refused, not proxied (the
+  // original proxied it, with the caller's query, to an IMDS that may not care about case).
+  auto odd_case = t.call("/metadata/Identity/oauth2/token?resource=x");
+  CHECK(odd_case.result_int() == 400);
+  CHECK(t.upstream.seen.size() == 1);
 }
 
 TEST_CASE("/host/token: podname/podns headers, loopback callers only, {token, clientid}") {

@@ -26,7 +26,10 @@ TEST_CASE("other routes") {
   CHECK(classify("/metadata/instance", true) == Route::blocked_instance);
   CHECK(classify("/Metadata/instance/compute", true) == Route::blocked_instance);
   CHECK(classify("/metadata/instance", false) == Route::proxy);
-  CHECK(classify("/metadata/Identity/oauth2/token", false) == Route::proxy);  // capital I: not IMDS's token path
+  // Only "/metadata" is case-insensitive in the token route (as the original); other letter cases of
+  // a token path are refused, never proxied (the original forwarded them to IMDS).
+  CHECK(classify("/metadata/Identity/oauth2/token", false) == Route::malformed_token);
+  CHECK(classify("/metadata/IDENTITY/OAuth2/Token", false) == Route::malformed_token);
   CHECK(classify("/metadata/scheduledevents", true) == Route::proxy);
   CHECK(classify("/", false) == Route::proxy);
 }

@@ -120,6 +120,7 @@ bool Engine::start() {
   so.port = static_cast<unsigned short>(o.nmi_port);
   so.max_connections = 512;
   so.max_connections_per_peer = 64;  // every pod on the node shares NMI: one must not starve the rest
+  so.body_limit = 64 * 1024;  // IMDS requests carry no or tiny bodies; 1 MiB each let pods exhaust memory
   p.server = std::make_unique<http::Server>(p.io.get_executor(), so, p.handler->as_http_handler());
   try {
     p.server->start();

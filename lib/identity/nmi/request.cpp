@@ -16,10 +16,13 @@ bool metadata_prefix(std::string_view path, std::string_view rest) {
          path.substr(kMetadata.size(), rest.size()) == rest;
 }
 
-// The original's v1.8.13 guard: "/(?i:metadata)/identity(.*?)oauth2(.*?)token" anywhere in the path.
-bool looks_like_token_path(std::string_view path) {
+// The original's v1.8.13 guard "/(?i:metadata)/identity(.*?)oauth2(.*?)token" anywhere in the path,
+// but in any letter case: "/metadata/IDENTITY/oauth2/token" must not reach IMDS either.
+bool looks_like_token_path(std::string_view raw) {
+  const std::string lowered = to_lower(raw);
+  std::string_view path = lowered;
   for (std::size_t i = 0; i + 9 <= path.size(); ++i) {
-    if (!iequals(path.substr(i, 9), "/metadata")) continue;
+    if (path.substr(i, 9) != "/metadata") continue;
     auto rest = path.substr(i + 9);
     if (!rest.starts_with("/identity")) continue;
     auto oauth = rest.find("oauth2", 9);
