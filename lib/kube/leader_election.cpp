@@ -185,16 +185,26 @@ asio::awaitable<LeadershipEnd> LeaderElector::run() {
 
   // Lead: renew every retry period; give up after renew_deadline without a successful renewal.
   auto last_renew = SteadyClock::now();
+  // The last error the API server (or the network) gave us, not one our own deadline caused:
+  // that is what an operator needs to read when leadership is lost.
+  std::string last_error;
   LeadershipEnd end = LeadershipEnd::stopped;
   for (;;) {
     co_await sleep(config_.retry_period);
     if (stopped_) break;
-    attempt_deadline_ = last_renew + config_.renew_deadline;
+    const auto deadline = last_renew + config_.renew_deadline;
+    if (!last_error.empty() && SteadyClock::now() >= deadline) {  // no time left for another attempt
+      end = LeadershipEnd::lost;
+      detail = "could not renew within the renew deadline: " + last_error;
+      break;
+    }
+    attempt_deadline_ = deadline;
     auto a = co_await try_acquire_or_renew(detail);
     attempt_deadline_.reset();
     if (stopped_) break;
     if (a == Attempt::acquired && SteadyClock::now() - last_renew < config_.renew_deadline) {
       last_renew = SteadyClock::now();
+      last_error.clear();
       continue;
     }
     if (a == Attempt::acquired) {  // renewed, but too late: others may have seen the lease expire
@@ -208,9 +218,11 @@ asio::awaitable<LeadershipEnd> LeaderElector::run() {
       break;
     }
     log::warning("failed to renew the leader lease", {{"error", detail}});
-    if (SteadyClock::now() - last_renew >= config_.renew_deadline) {
+    const bool cut_by_deadline = SteadyClock::now() >= deadline;
+    if (!cut_by_deadline || last_error.empty()) last_error = detail;
+    if (cut_by_deadline) {
       end = LeadershipEnd::lost;
-      detail = "could not renew within the renew deadline: " + detail;
+      detail = "could not renew within the renew deadline: " + last_error;
       break;
     }
   }
