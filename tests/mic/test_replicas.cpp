@@ -160,18 +160,36 @@ std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// A scale set with one node, and identity id1 bound to selector sel1; the replicas run the binary.
+struct OneIdentityScene {
+  MicFixture f{binary_options()};
+  std::string vmss = f.make_vmss("pool");
+  AzureIdentityInfo id = f.azure_identity("id1");
+  OneIdentityScene() {
+    f.create_node("pool-0", f.vmss_provider_id("pool", 0));
+    f.create_identity("id1", id);
+    f.create_binding("b1", "id1", "sel1");
+  }
+  static MicTestOptions binary_options() {
+    MicTestOptions o;
+    o.start = false;  // no in-process controller: the replicas are the binary
+    return o;
+  }
+};
+
+// The latency fault is consumed when the PATCH reaches the emulator: from then on it is in flight.
+bool patch_in_flight(MicFixture& f) {
+  return f.emu.admin(boost::beast::http::verb::get, "/admin/faults").as_array().empty();
+}
+
 }  // namespace
 
 TEST_CASE("mic replicas: leader killed mid-flow, the other completes; SIGTERM releases the lease",
           "[mic][integration][binary]") {
-  MicTestOptions o;
-  o.start = false;
-  MicFixture f(o);
-  auto vmss = f.make_vmss("pool");
-  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
-  auto id = f.azure_identity("id1");
-  f.create_identity("id1", id);
-  f.create_binding("b1", "id1", "sel1");
+  OneIdentityScene scene;
+  auto& f = scene.f;
+  const auto& vmss = scene.vmss;
+  const auto& id = scene.id;
   std::string cloudconfig = "/tmp/mic-azure-" + f.ns + ".json";
   write_cloudconfig(f, cloudconfig);
   http::Client hc(f.io.get_executor(), http::ClientOptions{});
@@ -193,7 +211,7 @@ TEST_CASE("mic replicas: leader killed mid-flow, the other completes; SIGTERM re
   f.create_pod("p1", "pool-0", "sel1");
   auto name = f.aai_name("p1", "id1");
   REQUIRE(f.wait_for([&] { return f.aai_status(name, "Created"); }, 30s));
-  f.settle(1s);  // the PATCH is in flight
+  REQUIRE(f.wait_for([&] { return patch_in_flight(f); }, 10s));
   ::kill(a.pid, SIGKILL);
   a.wait_exit(5s);
 
@@ -218,14 +236,10 @@ TEST_CASE("mic replicas: leader killed mid-flow, the other completes; SIGTERM re
 }
 
 TEST_CASE("mic binary: a changed azure.json applies without a restart", "[mic][integration][binary]") {
-  MicTestOptions o;
-  o.start = false;
-  MicFixture f(o);
-  auto vmss = f.make_vmss("pool");
-  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
-  auto id = f.azure_identity("id1");
-  f.create_identity("id1", id);
-  f.create_binding("b1", "id1", "sel1");
+  OneIdentityScene scene;
+  auto& f = scene.f;
+  const auto& vmss = scene.vmss;
+  const auto& id = scene.id;
   std::string cloudconfig = "/tmp/mic-azure-reload-" + f.ns + ".json";
   write_cloudconfig(f, cloudconfig, "a-stale-secret");
   http::Client hc(f.io.get_executor(), http::ClientOptions{});
@@ -253,14 +267,10 @@ TEST_CASE("mic binary: a changed azure.json applies without a restart", "[mic][i
 // without finishing the work in flight (its ARM PATCH lands, but the AAI is never marked Assigned).
 TEST_CASE("mic binary: a leader whose Lease is taken over exits 1 and writes nothing more",
           "[mic][integration][binary]") {
-  MicTestOptions o;
-  o.start = false;
-  MicFixture f(o);
-  auto vmss = f.make_vmss("pool");
-  f.create_node("pool-0", f.vmss_provider_id("pool", 0));
-  auto id = f.azure_identity("id1");
-  f.create_identity("id1", id);
-  f.create_binding("b1", "id1", "sel1");
+  OneIdentityScene scene;
+  auto& f = scene.f;
+  const auto& vmss = scene.vmss;
+  const auto& id = scene.id;
   std::string cloudconfig = "/tmp/mic-azure-lost-" + f.ns + ".json";
   write_cloudconfig(f, cloudconfig);
   http::Client hc(f.io.get_executor(), http::ClientOptions{});
@@ -271,9 +281,7 @@ TEST_CASE("mic binary: a leader whose Lease is taken over exits 1 and writes not
   f.create_pod("p1", "pool-0", "sel1");
   auto name = f.aai_name("p1", "id1");
   REQUIRE(f.wait_for([&] { return f.aai_status(name, "Created"); }, 30s));
-  // The fault is consumed when the PATCH reaches the emulator.
-  REQUIRE(f.wait_for([&] { return f.emu.admin(boost::beast::http::verb::get, "/admin/faults").as_array().empty(); },
-                     10s));
+  REQUIRE(f.wait_for([&] { return patch_in_flight(f); }, 10s));
   f.steal_lease("aad-pod-identity-mic", "intruder");
   int status = r.wait_exit(30s);
   INFO("replica log:\n" << slurp(r.log));
