@@ -5,6 +5,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <memory>
+#include <sys/resource.h>
 
 #include "core/http_server.hpp"
 #include "core/log.hpp"
@@ -23,7 +24,19 @@ void configure_logging(const identity::CommonOptions& o) {
     log::info("flag accepted for compatibility with the original; it has no effect here", {{"flag", flag}});
 }
 
+// Each listener may hold its own connection cap (512) of descriptors, so one full listener must
+// not run the others out of them: lift the soft limit to the hard one, as Go 1.19+ programs do.
+void raise_descriptor_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  rlim_t before = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &lim) != 0)
+    log::warning("cannot raise the open-file limit", {{"limit", static_cast<std::uint64_t>(before)}});
+}
+
 int serve_role(std::string_view role, const identity::CommonOptions& o, RoleHooks hooks) {
+  raise_descriptor_limit();
   boost::asio::io_context io{1};
   metrics::Registry registry;
   http::Health health;
@@ -38,9 +51,11 @@ int serve_role(std::string_view role, const identity::CommonOptions& o, RoleHook
     so.name = std::move(name);
     so.address = "0.0.0.0";
     so.port = static_cast<std::uint16_t>(port);
-    // Probes and scrapes are short: idle or slow connections must not crowd out kubelet's probe.
+    // Probes and scrapes are short: idle or slow connections must not crowd out kubelet's probe
+    // (at the cap they are closed first), nor a stalled scraper hold a /metrics slot for long.
     so.idle_timeout = 10s;
     so.read_timeout = 10s;
+    so.write_timeout = 10s;
     servers.push_back(std::make_unique<http::Server>(io.get_executor(), so, handler));
     try {
       servers.back()->start();

@@ -39,8 +39,10 @@ struct Connection {
   asio::ip::address peer;
   bool busy = false;  // a complete request is being handled or answered (drain waits for these)
   bool idle = false;  // waiting for the next request: may be closed to make room for a new one
+  bool reading = false;  // a request (or TLS handshake) started but unfinished: closed next
   bool evicted = false;  // closed to make room, not yet gone from the list
   std::chrono::steady_clock::time_point idle_since{};
+  std::chrono::steady_clock::time_point reading_since{};
 };
 
 struct Server::State {
@@ -101,10 +103,12 @@ asio::awaitable<Response> handle(const StatePtr& state, Request& req, const Requ
     Response res = co_await state->handler(req, ctx);  // not `co_return co_await`: GCC 12 bug
     co_return res;
   } catch (const boost::system::system_error& e) {
+    ctx.shared_body.reset();  // the 500 below carries its own body
     if (e.code() == asio::error::operation_aborted) throw;  // the client left; nothing to answer
     log::error("request handler failed", e.what(),
                {{"server", state->options.name}, {"target", std::string(req.target())}});
   } catch (const std::exception& e) {
+    ctx.shared_body.reset();
     log::error("request handler failed", e.what(),
                {{"server", state->options.name}, {"target", std::string(req.target())}});
   }
@@ -134,6 +138,8 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
         co_return;
     }
     conn.busy = false;  // reading: a half-sent request is dropped by shutdown, not waited for
+    conn.reading = true;
+    conn.reading_since = std::chrono::steady_clock::now();
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opt.header_limit));
     parser.body_limit(opt.body_limit);
@@ -155,7 +161,9 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
       (void)bn;
       ec = bec;
     }
+    conn.reading = false;
     if (ec) {
+      if (conn.evicted) co_return;
       std::optional<Response> answer;
       if (ec == bhttp::error::header_limit)
         answer = error_response(Status::request_header_fields_too_large, "request header too large");
@@ -203,9 +211,16 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
     } else {
       res = co_await handle(state, req, ctx);
     }
+    // Taken out of ctx so the next request starts without it; held until written.
+    std::shared_ptr<const std::string> shared = std::move(ctx.shared_body);
+    ctx.shared_body.reset();
     bool keep = res.keep_alive() && req.keep_alive() && !state->stopping;
     res.keep_alive(keep);
     res.version(req.version());
+    if (shared) {
+      res.body().clear();
+      res.content_length(shared->size());
+    }
     if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
     tcp_of(stream).expires_after(opt.write_timeout);
     boost::system::error_code wec;
@@ -216,6 +231,17 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
       auto [hec, hn] = co_await bhttp::async_write_header(stream, header_only, use_tuple);
       (void)hn;
       wec = hec;
+    } else if (shared) {
+      // Header, then the shared bytes straight from the one buffer every such response uses.
+      bhttp::response_serializer<bhttp::string_body> header_only{res};
+      auto [hec, hn] = co_await bhttp::async_write_header(stream, header_only, use_tuple);
+      (void)hn;
+      wec = hec;
+      if (!wec) {
+        auto [body_ec, wn] = co_await asio::async_write(stream, asio::buffer(*shared), use_tuple);
+        (void)wn;
+        wec = body_ec;
+      }
     } else {
       auto [body_ec, wn] = co_await bhttp::async_write(stream, res, use_tuple);
       (void)wn;
@@ -243,8 +269,11 @@ asio::awaitable<void> session(StatePtr state, tcp::socket socket, std::list<Conn
       beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *state->options.tls);
       it->socket = &socket_of(stream);
       it->busy = true;
+      it->reading = true;  // a stalled handshake is as evictable as a stalled request
+      it->reading_since = std::chrono::steady_clock::now();
       stream.next_layer().expires_after(state->options.read_timeout);
       auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_tuple);
+      it->reading = false;
       if (hec) {
         log::debug(2, "TLS handshake failed", {{"server", state->options.name},
                                                {"peer", ctx.peer.address().to_string()}, {"reason", hec.message()}});
@@ -273,15 +302,25 @@ asio::ip::address peer_key(const asio::ip::address& a) {
   return a;
 }
 
-// Closes the connection that has waited longest for its next request; false if none waits.
-bool evict_idle(Server::State& state) {
-  Connection* oldest = nullptr;
-  for (auto& c : state.connections)
-    if (c.idle && !c.evicted && c.socket && (!oldest || c.idle_since < oldest->idle_since)) oldest = &c;
-  if (!oldest) return false;
+// Closes one connection to make room: the one that has waited longest for its next request,
+// else the one that has been sending its request longest (a slow or stalled client's, since a
+// well-behaved request arrives at once). False when every connection is handled or answered.
+bool evict_one(Server::State& state) {
+  Connection* idle = nullptr;
+  Connection* reading = nullptr;
+  for (auto& c : state.connections) {
+    if (c.evicted || !c.socket) continue;
+    if (c.idle && (!idle || c.idle_since < idle->idle_since)) idle = &c;
+    if (c.reading && (!reading || c.reading_since < reading->reading_since)) reading = &c;
+  }
+  Connection* victim = idle ? idle : reading;
+  if (!victim) return false;
+  if (victim == reading)
+    log::debug(2, "closed an unfinished request to make room",
+               {{"server", state.options.name}, {"peer", victim->peer.to_string()}});
   boost::system::error_code ignored;
-  oldest->socket->close(ignored);
-  oldest->evicted = true;
+  victim->socket->close(ignored);
+  victim->evicted = true;
   ++state.evicted;
   return true;
 }
@@ -331,7 +370,7 @@ asio::awaitable<void> accept_loop(StatePtr state) {
       refuse(*state, socket, peer, "too many connections from this address");
       continue;
     }
-    if (state->connections.size() - state->evicted >= opt.max_connections && !evict_idle(*state)) {
+    if (state->connections.size() - state->evicted >= opt.max_connections && !evict_one(*state)) {
       refuse(*state, socket, peer, "too many open connections");
       continue;
     }
@@ -373,6 +412,12 @@ std::size_t Server::open_connections() const { return state_->connections.size()
 std::size_t Server::idle_connections() const {
   std::size_t n = 0;
   for (const auto& c : state_->connections) n += c.idle && !c.evicted;
+  return n;
+}
+
+std::size_t Server::reading_connections() const {
+  std::size_t n = 0;
+  for (const auto& c : state_->connections) n += c.reading && !c.evicted;
   return n;
 }
 

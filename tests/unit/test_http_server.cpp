@@ -70,6 +70,10 @@ std::size_t idle_connections(test::ServerFixture& fx) {
   return fx.run([&]() -> asio::awaitable<std::size_t> { co_return fx.server().idle_connections(); });
 }
 
+std::size_t reading_connections(test::ServerFixture& fx) {
+  return fx.run([&]() -> asio::awaitable<std::size_t> { co_return fx.server().reading_connections(); });
+}
+
 // Polls `ready` (up to ~10 s) for state that settles on the server's thread.
 template <typename F>
 bool eventually(F ready) {
@@ -264,6 +268,50 @@ TEST_CASE("at the global cap, the connection idle longest is closed to make room
   CHECK(test::ServerFixture::read_to_close(a).empty());  // closed by the server, nothing sent
   ::close(a);
   CHECK(exchange_on(b, get_request("/b2", "Connection: close\r\n")).find("/b2 from") != std::string::npos);
+}
+
+TEST_CASE("at the global cap, the request sent longest ago that is still unfinished is closed to make room") {
+  // Slowloris: every slot holds a request whose headers never finish, one per source address
+  // (as the per-peer cap forces an attacker to spread them). A new client is still served.
+  http::ServerOptions o;
+  o.max_connections = 4;
+  o.max_connections_per_peer = 1;
+  test::ServerFixture fx(echo_handler(), o);
+  const char* sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"};
+  std::vector<int> slow;
+  for (const char* source : sources) {
+    slow.push_back(connect_from(fx, source));
+    test::ServerFixture::send_all(slow.back(), "GET /slow HTTP/1.1\r\nHost: x\r\n");  // no blank line
+    // One at a time, so "oldest" is well defined.
+    REQUIRE(eventually([&] { return reading_connections(fx) == slow.size(); }));
+  }
+  auto fresh = exchange_on(connect_from(fx, "127.0.0.9"), get_request("/healthz", "Connection: close\r\n"));
+  CHECK(fresh.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(fresh.find("/healthz from 127.0.0.9") != std::string::npos);
+  CHECK(test::ServerFixture::read_to_close(slow[0]).empty());  // the oldest was closed, unanswered
+  // The others were left alone: one finishing its request now is answered.
+  CHECK(exchange_on(slow[1], "Connection: close\r\n\r\n").find("/slow from 127.0.0.3") != std::string::npos);
+  for (std::size_t i = 0; i < slow.size(); ++i)
+    if (i != 1) ::close(slow[i]);
+}
+
+TEST_CASE("a request dripped byte by byte is dropped at the read deadline, however steady the drip") {
+  http::ServerOptions o;
+  o.read_timeout = 300ms;
+  test::ServerFixture fx(echo_handler(), o);
+  int fd = fx.connect_raw();
+  test::ServerFixture::send_all(fd, "GET / HTTP/1.1\r\n");
+  // Each byte would restart a per-read timer; only a deadline for the whole request ends this.
+  // The drip would go on for 10 s (the test's patience); the server must close first.
+  bool closed = false;
+  for (int i = 0; i < 500 && !closed; ++i) {
+    closed = ::send(fd, "X", 1, MSG_NOSIGNAL) != 1;
+    char byte;
+    closed = closed || ::recv(fd, &byte, 1, MSG_DONTWAIT) == 0;
+    std::this_thread::sleep_for(20ms);
+  }
+  ::close(fd);
+  CHECK(closed);
 }
 
 TEST_CASE("a peer over its connection cap gets 503; other peers are still served") {
