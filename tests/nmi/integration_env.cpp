@@ -37,8 +37,10 @@ Reply exchange(tcp::socket& s, const std::string& target, const std::vector<std:
   req.prepare_payload();
   bhttp::write(s, req);
   boost::beast::flat_buffer buffer;
-  bhttp::response<bhttp::string_body> res;
-  bhttp::read(s, buffer, res);
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.skip(method == bhttp::verb::head);  // its Content-Length is the GET body's; no body follows
+  bhttp::read(s, buffer, parser);
+  auto res = parser.release();
   Reply r;
   r.status = res.result_int();
   r.body = res.body();
@@ -60,12 +62,12 @@ Reply http_from(const std::string& source, unsigned short port, const std::strin
 }
 
 Reply http_to(const std::string& base_url, const std::string& target,
-              const std::vector<std::pair<std::string, std::string>>& headers) {
+              const std::vector<std::pair<std::string, std::string>>& headers, bhttp::verb method) {
   auto url = boost::urls::parse_uri(base_url).value();
   asio::io_context io;
   tcp::socket s(io);
   s.connect({asio::ip::make_address(std::string(url.host())), static_cast<unsigned short>(url.port_number())});
-  return exchange(s, target, headers, bhttp::verb::get, {}, "169.254.169.254");
+  return exchange(s, target, headers, method, {}, "169.254.169.254");
 }
 
 NmiProcess::NmiProcess(identity::NmiOptions options) : work_(io_.get_executor()), node_(options.node) {

@@ -37,7 +37,8 @@ Reply http_from(const std::string& source, unsigned short port, const std::strin
                 boost::beast::http::verb method = boost::beast::http::verb::get, const std::string& body = {});
 // The same request straight to a base URL (the emulator), for round-trip comparisons.
 Reply http_to(const std::string& base_url, const std::string& target,
-              const std::vector<std::pair<std::string, std::string>>& headers);
+              const std::vector<std::pair<std::string, std::string>>& headers,
+              boost::beast::http::verb method = boost::beast::http::verb::get);
 
 // The engine on its own thread and io_context.
 class NmiProcess {

@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -111,12 +112,17 @@ class FakeFetcher final : public identity::nmi::TokenFetcher {
   std::map<std::string, azure::Error> errors;  // by client id
   std::chrono::seconds lifetime{3600};
   bool hold = false;  // fetches wait until release()
+  std::set<std::string> held_resources;  // fetches for these wait until release(resource)
   int in_flight = 0;
   int max_in_flight = 0;
   kube::ChangeNotifier released;
 
   void release() {
     hold = false;
+    released.notify();
+  }
+  void release(const std::string& resource) {
+    held_resources.erase(resource);
     released.notify();
   }
 
@@ -127,7 +133,7 @@ class FakeFetcher final : public identity::nmi::TokenFetcher {
     std::size_t n = calls.size();
     ++in_flight;
     max_in_flight = std::max(max_in_flight, in_flight);
-    while (hold && !cancel.cancelled()) {
+    while ((hold || held_resources.count(resource)) && !cancel.cancelled()) {
       bool changed = co_await released.wait(std::chrono::milliseconds(20));
       (void)changed;
     }
@@ -161,12 +167,14 @@ class FakeFetcher final : public identity::nmi::TokenFetcher {
 class FakeUpstream final : public identity::nmi::Upstream {
  public:
   std::vector<http::Request> seen;
+  std::vector<std::string> peers;
   http::Status status = http::Status::ok;
   std::string body = R"({"upstream":"imds"})";
   std::vector<std::pair<std::string, std::string>> headers{{"Content-Type", "application/json"}, {"X-Upstream", "1"}};
 
-  boost::asio::awaitable<http::Response> forward(const http::Request& req) override {
+  boost::asio::awaitable<http::Response> forward(const http::Request& req, std::string_view peer) override {
     seen.push_back(req);
+    peers.emplace_back(peer);
     http::Response res{status, req.version()};
     for (const auto& [k, v] : headers) res.set(k, v);
     res.body() = body;

@@ -119,3 +119,77 @@ TEST_CASE("proxied, blocked and invalid-path requests: a line only at -v=2") {
     CHECK(has(lines[2], R"("reason":"invalid request path: empty path segment")"));
   }
 }
+
+TEST_CASE("every request line and per-request warning names the caller's ip:port, never a token") {
+  NmiHarness t;
+  auto pod = make_pod("ns", "a", "10.0.0.1", "sel");
+  t.state.add(pod);
+  t.bind(pod, "id-a", "client-a");
+  t.bind(pod, "id-b", "client-b");
+  t.fetcher.errors["client-b"] = azure::local_error(azure::Error::Kind::transport, "connect", "connection refused");
+  Capture cap(2);
+  REQUIRE(t.call(kToken + "&client_id=client-a").result_int() == 200);
+  REQUIRE(t.call(kToken, "10.9.9.9").result_int() == 404);  // pod_not_found
+  REQUIRE(t.call("/metadata/identity/oauth2/token?api-version=2018-02-01").result_int() == 400);
+  REQUIRE(t.call(kToken, "10.0.0.1", {}).result_int() == 400);  // no Metadata header
+  REQUIRE(t.call("/metadata/identity/oauth2/token/x").result_int() == 400);
+  REQUIRE(t.call(kToken + "&client_id=client-b").result_int() == 503);
+  REQUIRE(t.call("/metadata/instance?api-version=2021-02-01").result_int() == 200);  // proxied
+  REQUIRE(t.call("/host/token/?resource=x", "::1", {{"podname", "a"}, {"podns", "ns"}}).result_int() == 200);
+  auto lines = cap.requests();
+  REQUIRE(lines.size() == 8);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    INFO(lines[i]);
+    std::string peer = i == 1 ? "10.9.9.9:40000" : i == 7 ? "[::1]:40000" : "10.0.0.1:40000";
+    CHECK(has(lines[i], R"("peer":")" + peer + "\""));
+  }
+  CHECK(has(lines[1], R"("error":"pod_not_found")"));
+  int warnings = 0;
+  for (const auto& l : cap.lines) {
+    INFO(l);
+    CHECK_FALSE(has(l, "tok:"));  // the fake fetcher's tokens
+    if (!has(l, R"("msg":"request")") && (has(l, "token request failed") || has(l, "no identity"))) {
+      ++warnings;
+      CHECK(has(l, R"("peer":"10.0.0.1:40000")"));
+    }
+  }
+  CHECK(warnings == 1);
+  REQUIRE(t.upstream.peers.size() == 1);
+  CHECK(t.upstream.peers[0] == "10.0.0.1:40000");
+}
+
+TEST_CASE("an error line carries the code and reason NMI answered with, however long the answer") {
+  NmiHarness t;
+  auto pod = make_pod("ns", "a", "10.0.0.1", "sel");
+  t.state.add(pod);
+  t.bind(pod, "id-a", "client-a");
+  azure::Error refused;
+  refused.kind = azure::Error::Kind::http;
+  refused.status = 400;
+  refused.code = "invalid_resource";
+  refused.message = "AADSTS500011: resource principal not found " + std::string(10000, 'z');
+  t.fetcher.errors["client-a"] = refused;
+  Capture cap(0);
+  auto res = t.call(kToken);
+  REQUIRE(res.result_int() == 403);
+  REQUIRE(res.body().size() > 10000);
+  auto lines = cap.requests();
+  REQUIRE(lines.size() == 1);
+  INFO(lines[0]);
+  CHECK(has(lines[0], R"("error":"invalid_resource")"));
+  CHECK(has(lines[0], "AADSTS500011: resource principal not found zzz"));
+  CHECK(lines[0].size() < 2000);  // the reason is clipped
+}
+
+TEST_CASE("a relayed IMDS error is logged with IMDS's own code and reason") {
+  NmiHarness t;
+  t.upstream.status = http::Status::bad_request;
+  t.upstream.body = R"({"error":"invalid_request","error_description":"Bad request. api-version was not specified"})";
+  Capture cap(2);
+  REQUIRE(t.call("/metadata/instance").result_int() == 400);
+  auto lines = cap.requests();
+  REQUIRE(lines.size() == 1);
+  INFO(lines[0]);
+  CHECK(has(lines[0], R"("error":"invalid_request")"));
+  CHECK(has(lines[0], R"("reason":"Bad request. api-version was not specified")"));
+}

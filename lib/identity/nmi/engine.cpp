@@ -99,6 +99,7 @@ bool Engine::start() {
   to.enabled = o.token_cache;
   auto* metrics = p.metrics.get();
   to.on_lookup = [metrics](std::string_view result) { metrics->token_cache.with({std::string(result)}).inc(); };
+  to.on_evict = [metrics] { metrics->token_cache_evictions.get().inc(); };
   p.tokens = std::make_unique<TokenService>(p.io.get_executor(), *p.fetcher, azure::system_clock(), to);
   ResolverOptions ro;
   ro.managed = managed;

@@ -18,16 +18,6 @@ namespace {
 constexpr std::string_view kTokenPath = "/metadata/identity/oauth2/token";
 constexpr std::string_view kHostTokenPath = "/host/token";
 
-http::Response fail(const http::Request& req, Status status, std::string code, std::string description,
-                    std::optional<int> retry_after = std::nullopt) {
-  return error_response(req, Error{status, std::move(code), std::move(description), retry_after});
-}
-
-http::Response metadata_header_missing(const http::Request& req) {
-  // Byte for byte what IMDS (and the original) answer: SDK probes rely on it.
-  return fail(req, Status::bad_request, "invalid_request", "Required metadata header not specified");
-}
-
 bool metadata_header_ok(const http::Request& req) {
   auto it = req.find("Metadata");
   return it != req.end() && it->value() == "true";
@@ -48,12 +38,36 @@ std::string_view route_name(Route r) {
 }  // namespace
 
 struct Handler::Outcome {
+  std::string peer;      // the connection's ip:port, for every line about this request
   std::string ns;        // caller pod's namespace, once known
   std::string pod;       // caller pod's namespace/name, once known
   std::string resource;  // the query's resource, once parsed
+  std::string error;     // NMI's own error answer: its code ...
+  std::string reason;    // ... and description, as fail() built them
+  bool relayed = false;  // the answer is IMDS's, passed on
 };
 
 namespace {
+
+// An IMDS-shaped error answer, remembered for the request's log line.
+http::Response fail(Handler::Outcome& out, const http::Request& req, Status status, std::string code,
+                    std::string description, std::optional<int> retry_after = std::nullopt) {
+  out.error = code;
+  out.reason = description;
+  return error_response(req, Error{status, std::move(code), std::move(description), retry_after});
+}
+
+http::Response metadata_header_missing(Handler::Outcome& out, const http::Request& req) {
+  // Byte for byte what IMDS (and the original) answer: SDK probes rely on it.
+  return fail(out, req, Status::bad_request, "invalid_request", "Required metadata header not specified");
+}
+
+// "10.0.0.7:40000", "[fd00::7]:40000".
+std::string peer_of(const boost::asio::ip::tcp::endpoint& peer) {
+  auto ip = peer.address();
+  if (ip.is_v6() && !ip.to_v6().is_v4_mapped()) return fmt::format("[{}]:{}", ip.to_string(), peer.port());
+  return fmt::format("{}:{}", caller_ip(ip), peer.port());
+}
 
 // Request input in a log line: bounded (the log escapes control characters itself).
 std::string clip(std::string_view s, std::size_t limit = 200) {
@@ -61,8 +75,8 @@ std::string clip(std::string_view s, std::size_t limit = 200) {
   return std::string(s.substr(0, limit)) + "...";
 }
 
-// The `error` and `error_description` of a JSON error answer (NMI's own or IMDS's, relayed).
-std::pair<std::string, std::string> error_fields(const http::Response& res) {
+// The `error` and `error_description` of IMDS's JSON error answer, relayed.
+std::pair<std::string, std::string> relayed_error_fields(const http::Response& res) {
   if (res.body().size() > 8192) return {};
   boost::system::error_code ec;
   auto value = boost::json::parse(res.body(), ec);
@@ -86,12 +100,13 @@ void log_request(int verbosity, const http::Request& req, Route route, std::stri
   };
   if (status < 400) {
     write({{"route", route_name(route)}, {"method", clip(req.method_string(), 32)}, {"path", clip(path)},
-           {"pod", out.pod}, {"status", status}, ms});
+           {"peer", out.peer}, {"pod", out.pod}, {"status", status}, ms});
     return;
   }
-  auto [code, reason] = error_fields(res);
+  auto [code, reason] = out.relayed ? relayed_error_fields(res) : std::pair{out.error, out.reason};
   write({{"route", route_name(route)}, {"method", clip(req.method_string(), 32)}, {"path", clip(path)},
-         {"pod", out.pod}, {"status", status}, ms, {"error", clip(code, 64)}, {"reason", clip(reason)}});
+         {"peer", out.peer}, {"pod", out.pod}, {"status", status}, ms, {"error", clip(code, 64)},
+         {"reason", clip(reason)}});
 }
 
 }  // namespace
@@ -113,17 +128,18 @@ boost::asio::awaitable<http::Response> Handler::handle(http::Request& req, const
   auto problem = path_problem(path);
   auto route = problem.empty() ? classify(path, options_.block_instance_metadata) : Route::invalid_path;
   Outcome out;
+  out.peer = peer_of(ctx.peer);
   http::Response res;
   switch (route) {
     case Route::token: res = co_await token(req, ctx, query, out); break;
     case Route::host_token: res = co_await host_token(req, ctx, query, out); break;
-    case Route::malformed_token: res = fail(req, Status::bad_request, "invalid_request", "Invalid request"); break;
+    case Route::malformed_token: res = fail(out, req, Status::bad_request, "invalid_request", "Invalid request"); break;
     case Route::blocked_instance:
-      res = fail(req, Status::forbidden, "forbidden", "Request blocked by AAD Pod Identity NMI");
+      res = fail(out, req, Status::forbidden, "forbidden", "Request blocked by AAD Pod Identity NMI");
       break;
-    case Route::proxy: res = co_await proxy(req, query); break;
+    case Route::proxy: res = co_await proxy(req, query, out); break;
     case Route::invalid_path:
-      res = fail(req, Status::bad_request, "invalid_request", "invalid request path: " + std::string(problem));
+      res = fail(out, req, Status::bad_request, "invalid_request", "invalid request path: " + std::string(problem));
       break;
   }
   auto elapsed = steady_clock::now() - start;
@@ -147,34 +163,34 @@ boost::asio::awaitable<http::Response> Handler::handle(http::Request& req, const
 
 boost::asio::awaitable<http::Response> Handler::token(const http::Request& req, const http::RequestContext& ctx,
                                                       std::string_view query, Outcome& out) {
-  if (options_.metadata_header_required && !metadata_header_ok(req)) co_return metadata_header_missing(req);
+  if (options_.metadata_header_required && !metadata_header_ok(req)) co_return metadata_header_missing(out, req);
   QueryError qe;
   auto q = parse_token_query(query, qe);
-  if (!q) co_return fail(req, Status::bad_request, "invalid_request", qe.description);
-  if (q->resource.empty()) co_return fail(req, Status::bad_request, "invalid_request", "parameter resource cannot be empty");
+  if (!q) co_return fail(out, req, Status::bad_request, "invalid_request", qe.description);
+  if (q->resource.empty()) co_return fail(out, req, Status::bad_request, "invalid_request", "parameter resource cannot be empty");
   out.resource = q->resource;
   auto ip = caller_ip(ctx.peer.address());
   auto caller = co_await find_caller(state_, ip, options_.pod_wait);
   if (!caller) {
     if (metrics_) metrics_->kube_errors.with({"get_pod_list"}).inc();
     if (caller.error().kind == CallerError::Kind::ambiguous)
-      co_return fail(req, Status::internal_server_error, "internal_error", caller.error().description);
-    co_return fail(req, Status::not_found, "pod_not_found", caller.error().description);
+      co_return fail(out, req, Status::internal_server_error, "internal_error", caller.error().description);
+    co_return fail(out, req, Status::not_found, "pod_not_found", caller.error().description);
   }
   const kube::Pod& pod = **caller;
   out.ns = pod.meta.ns;
   out.pod = pod.key();
   auto exceptions = state_.exceptions(pod.meta.ns);
   if (is_excepted(pod, raw_pointers(exceptions)) || is_mic_pod(pod, options_.mic_namespace)) {
-    log::debug(2, "excepted pod: token request goes straight to IMDS", {{"pod", pod.key()}});
-    auto res = co_await excepted_token(req);
+    log::debug(2, "excepted pod: token request goes straight to IMDS", {{"peer", out.peer}, {"pod", pod.key()}});
+    auto res = co_await excepted_token(req, out);
     co_return res;
   }
   if (!q->object_id.empty())
-    co_return fail(req, Status::bad_request, "invalid_request",
+    co_return fail(out, req, Status::bad_request, "invalid_request",
                    "object_id is not supported by AAD Pod Identity; use client_id, msi_res_id or mi_res_id");
   IdentityRequest wanted{q->client_id, q->resource_id};
-  auto res = co_await answer(req, pod, q->resource, wanted, false);
+  auto res = co_await answer(req, pod, q->resource, wanted, false, out);
   co_return res;
 }
 
@@ -183,49 +199,51 @@ boost::asio::awaitable<http::Response> Handler::host_token(const http::Request& 
   auto name = req.find("podname");
   auto ns = req.find("podns");
   if (name == req.end() || ns == req.end() || name->value().empty() || ns->value().empty())
-    co_return fail(req, Status::bad_request, "invalid_request", "missing 'podname' and 'podns' from request header");
+    co_return fail(out, req, Status::bad_request, "invalid_request", "missing 'podname' and 'podns' from request header");
   // As the original: only 127.0.0.1 (and ::1) count as the host itself.
   auto peer = caller_ip(ctx.peer.address());
   if (peer != "127.0.0.1" && peer != "::1")
-    co_return fail(req, Status::internal_server_error, "internal_error", "request remote address is not from a host");
+    co_return fail(out, req, Status::internal_server_error, "internal_error", "request remote address is not from a host");
   QueryError qe;
   auto q = parse_token_query(query, qe);
-  if (!q) co_return fail(req, Status::bad_request, "invalid_request", qe.description);
-  if (q->resource.empty()) co_return fail(req, Status::bad_request, "invalid_request", "parameter resource cannot be empty");
+  if (!q) co_return fail(out, req, Status::bad_request, "invalid_request", qe.description);
+  if (q->resource.empty()) co_return fail(out, req, Status::bad_request, "invalid_request", "parameter resource cannot be empty");
   out.resource = q->resource;
   auto pod = state_.pod(std::string(ns->value()), std::string(name->value()));
   if (!pod || !can_call(*pod))
-    co_return fail(req, Status::not_found, "pod_not_found",
+    co_return fail(out, req, Status::not_found, "pod_not_found",
                    fmt::format("pod {}/{} not found on this node", std::string(ns->value()), std::string(name->value())));
   out.pod = pod->key();
   out.ns = pod->meta.ns;  // a label from the pod, not from the header (bounded by the pods)
   IdentityRequest wanted{q->client_id, q->resource_id};
-  auto res = co_await answer(req, *pod, q->resource, wanted, true);
+  auto res = co_await answer(req, *pod, q->resource, wanted, true, out);
   co_return res;
 }
 
 boost::asio::awaitable<http::Response> Handler::answer(const http::Request& req, const kube::Pod& pod,
                                                        const std::string& resource, const IdentityRequest& wanted,
-                                                       bool host_shape) {
+                                                       bool host_shape, Outcome& out) {
   auto resolution = co_await resolver_.resolve(pod, wanted);
   if (!resolution.identity) {
-    log::debug(1, "no identity for request", {{"pod", pod.key()}, {"reason", resolution.reason}});
+    log::debug(1, "no identity for request", {{"peer", out.peer}, {"pod", pod.key()}, {"reason", resolution.reason}});
     if (options_.set_retry_after_header && !host_shape)
-      co_return fail(req, Status::service_unavailable, "identity_not_found", resolution.reason, 20);
-    co_return fail(req, Status::not_found, "identity_not_found", resolution.reason);
+      co_return fail(out, req, Status::service_unavailable, "identity_not_found", resolution.reason, 20);
+    co_return fail(out, req, Status::not_found, "identity_not_found", resolution.reason);
   }
   const auto& identity = *resolution.identity;
   auto tokens = co_await tokens_.get(identity, resource);
   if (!tokens || tokens->empty()) {
     auto e = tokens ? azure::local_error(azure::Error::Kind::parse, "no_token", "upstream returned no token")
                     : tokens.error();
-    log::warning("token request failed",
-                 {{"pod", pod.key()}, {"identity", identity.meta.ns + "/" + identity.meta.name}, {"error", e.describe()}});
+    log::warning("token request failed", {{"peer", out.peer},
+                                          {"pod", pod.key()},
+                                          {"identity", identity.meta.ns + "/" + identity.meta.name},
+                                          {"error", e.describe()}});
     // An answer from IMDS/AAD refusing the token is final (403); anything else may pass (503).
     bool refused = e.kind == azure::Error::Kind::http || e.kind == azure::Error::Kind::parse;
     if (refused)
-      co_return fail(req, Status::forbidden, e.code.empty() ? "token_request_failed" : e.code, e.describe());
-    co_return fail(req, Status::service_unavailable, "service_unavailable", e.describe());
+      co_return fail(out, req, Status::forbidden, e.code.empty() ? "token_request_failed" : e.code, e.describe());
+    co_return fail(out, req, Status::service_unavailable, "service_unavailable", e.describe());
   }
   auto now = clock_.now();
   std::string body = host_shape
@@ -234,10 +252,11 @@ boost::asio::awaitable<http::Response> Handler::answer(const http::Request& req,
   co_return http::make_response(req, Status::ok, std::move(body), "application/json");
 }
 
-boost::asio::awaitable<http::Response> Handler::excepted_token(const http::Request& req) {
+boost::asio::awaitable<http::Response> Handler::excepted_token(const http::Request& req, Outcome& out) {
   auto permit = co_await limiter_.acquire();
   auto start = steady_clock::now();
-  auto res = co_await imds_.forward(req);
+  auto res = co_await imds_.forward(req, out.peer);
+  out.relayed = true;
   if (metrics_) {
     auto [path, query] = split_target(req.target());
     QueryError qe;
@@ -253,14 +272,16 @@ boost::asio::awaitable<http::Response> Handler::excepted_token(const http::Reque
   co_return res;
 }
 
-boost::asio::awaitable<http::Response> Handler::proxy(const http::Request& req, std::string_view query) {
-  if (options_.metadata_header_required && !metadata_header_ok(req)) co_return metadata_header_missing(req);
+boost::asio::awaitable<http::Response> Handler::proxy(const http::Request& req, std::string_view query,
+                                                      Outcome& out) {
+  if (options_.metadata_header_required && !metadata_header_ok(req)) co_return metadata_header_missing(out, req);
   if (query_has_control_characters(query))
-    co_return fail(req, Status::bad_request, "invalid_request",
+    co_return fail(out, req, Status::bad_request, "invalid_request",
                    "malformed query string: control characters are not allowed in query parameters");
   if (req.method() == http::Verb::unknown)
-    co_return fail(req, Status::method_not_allowed, "invalid_request", "unsupported HTTP method");
-  auto res = co_await imds_.forward(req);
+    co_return fail(out, req, Status::method_not_allowed, "invalid_request", "unsupported HTTP method");
+  auto res = co_await imds_.forward(req, out.peer);
+  out.relayed = true;
   co_return res;
 }
 

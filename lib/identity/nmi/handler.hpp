@@ -39,12 +39,12 @@ class Handler {
                                                std::string_view query, Outcome& out);
   boost::asio::awaitable<http::Response> host_token(const http::Request& req, const http::RequestContext& ctx,
                                                     std::string_view query, Outcome& out);
-  boost::asio::awaitable<http::Response> excepted_token(const http::Request& req);
-  boost::asio::awaitable<http::Response> proxy(const http::Request& req, std::string_view query);
+  boost::asio::awaitable<http::Response> excepted_token(const http::Request& req, Outcome& out);
+  boost::asio::awaitable<http::Response> proxy(const http::Request& req, std::string_view query, Outcome& out);
   // Resolution and token acquisition shared by both token routes.
   boost::asio::awaitable<http::Response> answer(const http::Request& req, const kube::Pod& pod,
                                                 const std::string& resource, const IdentityRequest& wanted,
-                                                bool host_shape);
+                                                bool host_shape, Outcome& out);
 
   NodeState& state_;
   Resolver& resolver_;

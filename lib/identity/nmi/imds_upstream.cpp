@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/url/parse.hpp>
 
 #include "core/ascii.hpp"
 #include "core/log.hpp"
@@ -18,12 +19,31 @@ bool is_hop_by_hop(std::string_view header) {
   return std::any_of(kHop.begin(), kHop.end(), [&](std::string_view h) { return iequals(h, header); });
 }
 
+namespace {
+
+// "host:port" of an http(s) URL, the scheme's port when none is given; the URL itself if unparsable.
+std::string host_port_of(const std::string& url) {
+  auto u = boost::urls::parse_uri(url);
+  if (!u) return url;
+  std::string out(u->encoded_host_and_port());
+  if (!u->has_port()) out += u->scheme() == "https" ? ":443" : ":80";
+  return out;
+}
+
+// A Content-Length value as RFC 9110 8.6 has it: digits only.
+bool is_length(std::string_view v) {
+  return !v.empty() && v.size() <= 19 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
 HttpUpstream::HttpUpstream(http::Client& client, std::string base_url, std::chrono::milliseconds timeout)
     : client_(client), base_url_(std::move(base_url)), timeout_(timeout) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+  host_port_ = host_port_of(base_url_);
 }
 
-boost::asio::awaitable<http::Response> HttpUpstream::forward(const http::Request& req) {
+boost::asio::awaitable<http::Response> HttpUpstream::forward(const http::Request& req, std::string_view peer) {
   http::ClientRequest out;
   out.method = req.method();
   out.url = base_url_ + std::string(req.target());
@@ -33,16 +53,25 @@ boost::asio::awaitable<http::Response> HttpUpstream::forward(const http::Request
   out.timeout = timeout_;
   auto r = co_await client_.send(out);
   if (!r) {
-    log::warning("IMDS unreachable", {{"target", std::string(req.target())}, {"error", r.error().message()}});
+    // The path only: the query may name an identity.
+    auto [path, query] = split_target(req.target());
+    log::warning("IMDS unreachable", {{"peer", peer}, {"upstream", host_port_}, {"path", std::string(path.substr(0, 200))},
+                                      {"error", r.error().message()}});
     Error e{http::Status::internal_server_error, "internal_error",
-            "failed to reach the instance metadata service: " + r.error().message(), std::nullopt};
+            "failed to reach the instance metadata service at " + host_port_ + ": " + r.error().message(), std::nullopt};
     co_return error_response(req, e);
   }
   http::Response res{static_cast<bhttp::status>(r->status), req.version()};
   for (const auto& f : r->headers)
     if (!is_hop_by_hop(f.name_string())) res.insert(f.name_string(), f.value());
   res.body() = std::move(r->body);
-  res.prepare_payload();
+  auto length = r->headers[bhttp::field::content_length];
+  if (req.method() == bhttp::verb::head && is_length(length)) {
+    // No body follows a HEAD answer; its Content-Length is the GET body's, as IMDS sent it.
+    res.set(bhttp::field::content_length, length);
+  } else {
+    res.prepare_payload();
+  }
   co_return res;
 }
 

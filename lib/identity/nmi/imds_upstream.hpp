@@ -14,18 +14,21 @@ class Upstream {
  public:
   virtual ~Upstream() = default;
   // Never throws for upstream failures: an unreachable IMDS is a 500 with a JSON error.
-  virtual boost::asio::awaitable<http::Response> forward(const http::Request& req) = 0;
+  // `peer` ("ip:port" of the caller) is for log lines only.
+  virtual boost::asio::awaitable<http::Response> forward(const http::Request& req, std::string_view peer) = 0;
 };
 
 class HttpUpstream final : public Upstream {
  public:
   // base_url: "http://169.254.169.254:80" (no trailing slash needed).
   HttpUpstream(http::Client& client, std::string base_url, std::chrono::milliseconds timeout = std::chrono::seconds(30));
-  boost::asio::awaitable<http::Response> forward(const http::Request& req) override;
+  boost::asio::awaitable<http::Response> forward(const http::Request& req, std::string_view peer) override;
+  const std::string& host_port() const { return host_port_; }
 
  private:
   http::Client& client_;
   std::string base_url_;
+  std::string host_port_;  // "169.254.169.254:80", for errors; worked out once
   std::chrono::milliseconds timeout_;
 };
 

@@ -23,6 +23,8 @@ NmiMetrics::NmiMetrics(metrics::Registry& r)
                                    "Latency of every request NMI answers, by route and status code",
                                    metrics::exponential_buckets(0.00025, 2, 18), {"route", "status_code"})),
       token_cache(r.counter("aadpodidentity_nmi_token_cache_requests_total",
-                            "Token requests by cache result (hit, miss, shared)", {"result"})) {}
+                            "Token requests by cache result (hit, miss, shared)", {"result"})),
+      token_cache_evictions(r.counter("aadpodidentity_nmi_token_cache_evictions_total",
+                                      "Unexpired cached tokens dropped to keep the cache within its bound")) {}
 
 }  // namespace aad::identity::nmi

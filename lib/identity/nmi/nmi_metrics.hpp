@@ -22,6 +22,7 @@ struct NmiMetrics {
   // New: every request by route and status, buckets from 0.25 ms.
   metrics::Family<metrics::Histogram>& request_duration;
   metrics::Family<metrics::Counter>& token_cache;  // result = hit / miss / shared
+  metrics::Family<metrics::Counter>& token_cache_evictions;  // unexpired entries dropped at the bound
 };
 
 }  // namespace aad::identity::nmi

@@ -38,6 +38,31 @@ int hex_value(char c) {
   return -1;
 }
 
+// The byte the escape "%XY" at text[i] stands for; -1 when text[i..i+2] is not a valid escape.
+int escaped_byte(std::string_view text, std::size_t i) {
+  if (i + 2 >= text.size() || text[i] != '%') return -1;
+  int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+// The one percent-decoder for paths and query components; nullopt on a bad escape.
+std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%') {
+      int b = escaped_byte(text, i);
+      if (b < 0) return std::nullopt;
+      out.push_back(static_cast<char>(b));
+      i += 2;
+    } else {
+      out.push_back(plus_is_space && c == '+' ? ' ' : c);
+    }
+  }
+  return out;
+}
+
 bool has_control_character(std::string_view s) {
   for (char c : s)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
@@ -64,22 +89,7 @@ Route classify(std::string_view raw_path, bool block_instance_metadata) {
   return Route::proxy;
 }
 
-std::optional<std::string> decode_path(std::string_view path) {
-  std::string out;
-  out.reserve(path.size());
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    if (path[i] != '%') {
-      out.push_back(path[i]);
-      continue;
-    }
-    if (i + 2 >= path.size()) return std::nullopt;
-    int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return out;
-}
+std::optional<std::string> decode_path(std::string_view path) { return percent_decode(path, false); }
 
 std::optional<std::string> origin_form(std::string_view target) {
   if (target.empty() || target.front() == '/') return std::nullopt;
@@ -107,10 +117,9 @@ std::string_view path_problem(std::string_view raw) {
   for (std::size_t i = 1; i < raw.size(); ++i) {
     char c = raw[i];
     if (c == '%') {
-      if (i + 2 >= raw.size()) return {};
-      int hi = hex_value(raw[i + 1]), lo = hex_value(raw[i + 2]);
-      if (hi < 0 || lo < 0) return {};  // classify() answers a malformed escape
-      c = static_cast<char>(hi * 16 + lo);
+      int b = escaped_byte(raw, i);
+      if (b < 0) return {};  // classify() answers a malformed escape
+      c = static_cast<char>(b);
       if (c == '/' || c == '.' || c == '\\') return "percent-encoded '/', '.' or '\\' in the path";
       i += 2;
     } else if (c == '/') {
@@ -125,12 +134,10 @@ std::string_view path_problem(std::string_view raw) {
 }
 
 bool query_has_control_characters(std::string_view q) {
-  for (std::size_t i = 0; i + 2 < q.size(); ++i) {
-    if (q[i] != '%') continue;
-    int hi = hex_value(q[i + 1]), lo = hex_value(q[i + 2]);
-    if (hi < 0 || lo < 0) continue;
-    int c = hi * 16 + lo;
-    if (c < 0x20 || c == 0x7f) return true;
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    int b = escaped_byte(q, i);
+    if (b < 0) continue;
+    if (b < 0x20 || b == 0x7f) return true;
     i += 2;
   }
   return false;
@@ -142,25 +149,7 @@ std::pair<std::string_view, std::string_view> split_target(std::string_view targ
   return {target.substr(0, q), target.substr(q + 1)};
 }
 
-std::optional<std::string> decode_query_component(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c == '%') {
-      if (i + 2 >= text.size()) return std::nullopt;
-      int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
+std::optional<std::string> decode_query_component(std::string_view text) { return percent_decode(text, true); }
 
 std::optional<TokenQuery> parse_token_query(std::string_view query, QueryError& error) {
   TokenQuery q;

@@ -8,7 +8,10 @@
 #include <optional>
 
 #include <boost/asio/this_coro.hpp>
+#include <boost/json/serialize.hpp>
+
 #include "core/ascii.hpp"
+#include "core/log.hpp"
 #include "kube/notifier.hpp"
 
 namespace aad::identity::nmi {
@@ -19,6 +22,16 @@ namespace {
 
 // Length-prefixed fields: no value can forge another key.
 void field(std::string& key, std::string_view v) { key += fmt::format("{}:{};", v.size(), v); }
+
+// What an entry holds in memory, near enough to bound the cache by (strings plus bookkeeping).
+std::size_t entry_bytes(const std::string& key, const std::vector<azure::Token>& tokens) {
+  constexpr std::size_t kOverhead = 256;  // map node, list node, Entry, Token members
+  std::size_t n = kOverhead + 2 * key.size();  // the map key and its copy in the LRU list
+  for (const auto& t : tokens)
+    n += sizeof(azure::Token) + t.access_token.size() + t.token_type.size() + t.resource.size() +
+         t.client_id.size() + boost::json::serialize(t.raw).size();  // raw repeats the token
+  return n;
+}
 
 }  // namespace
 
@@ -69,11 +82,12 @@ boost::asio::awaitable<azure::Result<std::vector<azure::Token>>> TokenService::g
     auto it = cache_.find(key);
     if (it != cache_.end()) {
       if (clock_.now() < it->second.fresh_until) {
+        lru_.splice(lru_.begin(), lru_, it->second.lru);
         ++stats_.hits;
         if (options_.on_lookup) options_.on_lookup("hit");
         co_return it->second.tokens;
       }
-      cache_.erase(it);
+      erase(it);
     }
   }
   std::shared_ptr<Flight> flight;
@@ -145,15 +159,45 @@ boost::asio::awaitable<void> TokenService::run_flight(std::shared_ptr<Flight> fl
     auto fresh_until = earliest - options_.margin;
     if (fresh_until > now) {
       drop_expired(now);
-      cache_[flight->key] = Entry{flight->result->value(), fresh_until};
+      store(flight->key, flight->result->value(), fresh_until);
     }
   }
   flight->finished.notify();
 }
 
+void TokenService::store(const std::string& key, std::vector<azure::Token> tokens, azure::SystemTime fresh_until) {
+  if (auto old = cache_.find(key); old != cache_.end()) erase(old);
+  auto bytes = entry_bytes(key, tokens);
+  if (bytes > options_.max_bytes || options_.max_entries == 0) return;  // served, never cached
+  while (!lru_.empty() && (cache_.size() + 1 > options_.max_entries || bytes_ + bytes > options_.max_bytes)) {
+    auto victim = cache_.find(lru_.back());
+    erase(victim);
+    ++stats_.evictions;
+    if (options_.on_evict) options_.on_evict();
+    // Never the key: it holds the resource and client ID a caller asked for.
+    log::debug(2, "token cache full: evicted the least recently used token",
+               {{"entries", cache_.size()}, {"bytes", bytes_}, {"max_entries", options_.max_entries},
+                {"max_bytes", options_.max_bytes}});
+  }
+  lru_.push_front(key);
+  cache_.emplace(key, Entry{std::move(tokens), fresh_until, bytes, lru_.begin()});
+  bytes_ += bytes;
+}
+
+TokenService::Cache::iterator TokenService::erase(Cache::iterator it) {
+  bytes_ -= it->second.bytes;
+  lru_.erase(it->second.lru);
+  return cache_.erase(it);
+}
+
+void TokenService::clear() {
+  cache_.clear();
+  lru_.clear();
+  bytes_ = 0;
+}
+
 void TokenService::drop_expired(azure::SystemTime now) {
-  for (auto it = cache_.begin(); it != cache_.end();)
-    it = now >= it->second.fresh_until ? cache_.erase(it) : std::next(it);
+  for (auto it = cache_.begin(); it != cache_.end();) it = now >= it->second.fresh_until ? erase(it) : std::next(it);
 }
 
 }  // namespace aad::identity::nmi
