@@ -117,6 +117,26 @@ asio::awaitable<Response> handle(const StatePtr& state, Request& req, const Requ
                           "application/json");
 }
 
+// Writes one answer. HEAD: the header of the GET answer (Content-Length included) and never a
+// body (RFC 9110 9.3.2): the client reads none, so one sent would be taken for the next response.
+// `shared`: the body bytes, sent straight from the one buffer every such response uses.
+template <typename Stream>
+asio::awaitable<boost::system::error_code> write_response(Stream& stream, Response& res, bool head,
+                                                          const std::string* shared) {
+  if (head || shared) {
+    bhttp::response_serializer<bhttp::string_body> header_only{res};
+    auto [hec, hn] = co_await bhttp::async_write_header(stream, header_only, use_tuple);
+    (void)hn;
+    if (hec || head) co_return hec;
+    auto [body_ec, wn] = co_await asio::async_write(stream, asio::buffer(*shared), use_tuple);
+    (void)wn;
+    co_return body_ec;
+  }
+  auto [body_ec, wn] = co_await bhttp::async_write(stream, res, use_tuple);
+  (void)wn;
+  co_return body_ec;
+}
+
 template <typename Stream>
 asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, RequestContext ctx) {
   const auto& opt = state->options;
@@ -223,30 +243,7 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
     }
     if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
     tcp_of(stream).expires_after(opt.write_timeout);
-    boost::system::error_code wec;
-    if (req.method() == bhttp::verb::head) {
-      // The header of the GET answer (Content-Length included) and never a body (RFC 9110
-      // 9.3.2): the client reads no body, so one sent would be taken for the next response.
-      bhttp::response_serializer<bhttp::string_body> header_only{res};
-      auto [hec, hn] = co_await bhttp::async_write_header(stream, header_only, use_tuple);
-      (void)hn;
-      wec = hec;
-    } else if (shared) {
-      // Header, then the shared bytes straight from the one buffer every such response uses.
-      bhttp::response_serializer<bhttp::string_body> header_only{res};
-      auto [hec, hn] = co_await bhttp::async_write_header(stream, header_only, use_tuple);
-      (void)hn;
-      wec = hec;
-      if (!wec) {
-        auto [body_ec, wn] = co_await asio::async_write(stream, asio::buffer(*shared), use_tuple);
-        (void)wn;
-        wec = body_ec;
-      }
-    } else {
-      auto [body_ec, wn] = co_await bhttp::async_write(stream, res, use_tuple);
-      (void)wn;
-      wec = body_ec;
-    }
+    auto wec = co_await write_response(stream, res, req.method() == bhttp::verb::head, shared.get());
     if (wec || !keep) {
       if (!wec) {
         boost::system::error_code ignored;

@@ -189,7 +189,6 @@ TEST_CASE("mic replicas: leader killed mid-flow, the other completes; SIGTERM re
   OneIdentityScene scene;
   auto& f = scene.f;
   const auto& vmss = scene.vmss;
-  const auto& id = scene.id;
   std::string cloudconfig = "/tmp/mic-azure-" + f.ns + ".json";
   write_cloudconfig(f, cloudconfig);
   http::Client hc(f.io.get_executor(), http::ClientOptions{});
