@@ -110,6 +110,15 @@ class FakeFetcher final : public identity::nmi::TokenFetcher {
   };
   std::vector<Call> calls;
   std::map<std::string, azure::Error> errors;  // by client id
+  // Makes the identity's fetches fail as Azure AD or IMDS refusing with `status`.
+  void refuse(const std::string& client_id, int status, std::string code, std::string message) {
+    azure::Error e;
+    e.kind = azure::Error::Kind::http;
+    e.status = status;
+    e.code = std::move(code);
+    e.message = std::move(message);
+    errors[client_id] = std::move(e);
+  }
   std::chrono::seconds lifetime{3600};
   bool hold = false;  // fetches wait until release()
   std::set<std::string> held_resources;  // fetches for these wait until release(resource)

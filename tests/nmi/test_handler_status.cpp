@@ -196,12 +196,7 @@ TEST_CASE("token errors: an upstream refusal is 403, anything else 503") {
   auto pod = make_pod("ns", "a", "10.0.0.1", "sel");
   t.state.add(pod);
   t.bind(pod, "id-a", "client-a");
-  azure::Error refused;
-  refused.kind = azure::Error::Kind::http;
-  refused.status = 400;
-  refused.code = "invalid_request";
-  refused.message = "Identity not found";
-  t.fetcher.errors["client-a"] = refused;
+  t.fetcher.refuse("client-a", 400, "invalid_request", "Identity not found");
   auto r = t.call(kToken);
   CHECK(r.result_int() == 403);
   CHECK(error_of(r) == "invalid_request");

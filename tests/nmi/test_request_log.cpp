@@ -163,12 +163,7 @@ TEST_CASE("an error line carries the code and reason NMI answered with, however 
   auto pod = make_pod("ns", "a", "10.0.0.1", "sel");
   t.state.add(pod);
   t.bind(pod, "id-a", "client-a");
-  azure::Error refused;
-  refused.kind = azure::Error::Kind::http;
-  refused.status = 400;
-  refused.code = "invalid_resource";
-  refused.message = "AADSTS500011: resource principal not found " + std::string(10000, 'z');
-  t.fetcher.errors["client-a"] = refused;
+  t.fetcher.refuse("client-a", 400, "invalid_resource", "AADSTS500011: resource principal not found " + std::string(10000, 'z'));
   Capture cap(0);
   auto res = t.call(kToken);
   REQUIRE(res.result_int() == 403);

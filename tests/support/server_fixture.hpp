@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -80,13 +81,37 @@ class ServerFixture {
     }
     return out;
   }
-  std::string raw_exchange(const std::string& bytes) const {
-    int fd = connect_raw();
+  // A blocking connection from the given loopback source address (127.0.0.0/8 is all local, so
+  // each address is a different peer to the server). receive_buffer > 0 shrinks the socket's
+  // receive buffer, so a large reply it never reads stalls the server's write quickly.
+  int connect_from(const char* source, int receive_buffer = 0) const {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error("socket() failed");
+    if (receive_buffer > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    sockaddr_in dst{};
+    dst.sin_family = AF_INET;
+    dst.sin_port = htons(port_);
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::inet_pton(AF_INET, source, &src.sin_addr) != 1 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
+        ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+      ::close(fd);
+      throw std::runtime_error(std::string("cannot connect from ") + source);
+    }
+    return fd;
+  }
+  // Sends `bytes` on fd, reads until the server closes, closes fd.
+  static std::string exchange_on(int fd, const std::string& bytes) {
     send_all(fd, bytes);
     auto out = read_to_close(fd);
     ::close(fd);
     return out;
   }
+  std::string raw_exchange(const std::string& bytes) const { return exchange_on(connect_raw(), bytes); }
 
  private:
   boost::asio::io_context io_{1};

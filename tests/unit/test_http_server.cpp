@@ -15,6 +15,8 @@ namespace asio = boost::asio;
 
 namespace {
 
+constexpr auto exchange_on = &test::ServerFixture::exchange_on;
+
 http::Handler echo_handler() {
   return [](http::Request& req, const http::RequestContext& ctx) -> asio::awaitable<http::Response> {
     co_return http::make_response(req, http::Status::ok,
@@ -25,33 +27,6 @@ http::Handler echo_handler() {
 
 std::string get_request(const std::string& path, const std::string& extra = "") {
   return "GET " + path + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n";
-}
-
-// A blocking connection to the fixture from the given loopback source address (127.0.0.0/8 is
-// all local, so each address is a different peer to the server).
-int connect_from(const test::ServerFixture& fx, const char* source) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in src{};
-  src.sin_family = AF_INET;
-  REQUIRE(::inet_pton(AF_INET, source, &src.sin_addr) == 1);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) == 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in dst{};
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons(fx.port());
-  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0);
-  return fd;
-}
-
-// Sends `bytes` on fd, reads until the server closes, closes fd.
-std::string exchange_on(int fd, const std::string& bytes) {
-  test::ServerFixture::send_all(fd, bytes);
-  auto out = test::ServerFixture::read_to_close(fd);
-  ::close(fd);
-  return out;
 }
 
 // Reads from fd until `marker` arrived (or the connection ends).
@@ -280,12 +255,12 @@ TEST_CASE("at the global cap, the request sent longest ago that is still unfinis
   const char* sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"};
   std::vector<int> slow;
   for (const char* source : sources) {
-    slow.push_back(connect_from(fx, source));
+    slow.push_back(fx.connect_from(source));
     test::ServerFixture::send_all(slow.back(), "GET /slow HTTP/1.1\r\nHost: x\r\n");  // no blank line
     // One at a time, so "oldest" is well defined.
     REQUIRE(eventually([&] { return reading_connections(fx) == slow.size(); }));
   }
-  auto fresh = exchange_on(connect_from(fx, "127.0.0.9"), get_request("/healthz", "Connection: close\r\n"));
+  auto fresh = exchange_on(fx.connect_from("127.0.0.9"), get_request("/healthz", "Connection: close\r\n"));
   CHECK(fresh.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(fresh.find("/healthz from 127.0.0.9") != std::string::npos);
   CHECK(test::ServerFixture::read_to_close(slow[0]).empty());  // the oldest was closed, unanswered
@@ -318,17 +293,17 @@ TEST_CASE("a peer over its connection cap gets 503; other peers are still served
   http::ServerOptions o;
   o.max_connections_per_peer = 2;
   test::ServerFixture fx(echo_handler(), o);
-  int a = connect_from(fx, "127.0.0.5"), b = connect_from(fx, "127.0.0.5");
-  auto refused = exchange_on(connect_from(fx, "127.0.0.5"), get_request("/c"));
+  int a = fx.connect_from("127.0.0.5"), b = fx.connect_from("127.0.0.5");
+  auto refused = exchange_on(fx.connect_from("127.0.0.5"), get_request("/c"));
   CHECK(refused.rfind("HTTP/1.1 503", 0) == 0);
   CHECK(refused.find("server_busy") != std::string::npos);
   CHECK(refused.find("Connection: close") != std::string::npos);
-  auto other = exchange_on(connect_from(fx, "127.0.0.6"), get_request("/other", "Connection: close\r\n"));
+  auto other = exchange_on(fx.connect_from("127.0.0.6"), get_request("/other", "Connection: close\r\n"));
   CHECK(other.find("/other from 127.0.0.6") != std::string::npos);
   // The capped peer's open connections still work, and once one closes it may open another.
   CHECK(exchange_on(a, get_request("/a", "Connection: close\r\n")).find("/a from 127.0.0.5") != std::string::npos);
   CHECK(eventually([&] {
-    return exchange_on(connect_from(fx, "127.0.0.5"), get_request("/again", "Connection: close\r\n"))
+    return exchange_on(fx.connect_from("127.0.0.5"), get_request("/again", "Connection: close\r\n"))
                .find("/again from 127.0.0.5") != std::string::npos;
   }));
   ::close(b);

@@ -15,33 +15,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-// A connection from a loopback source address (each one a different peer to the server) with a
-// small receive buffer, so a large reply it never reads stalls the server's write quickly.
-int connect_from(const test::ServerFixture& fx, const char* source) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  int small = 4096;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in src{};
-  src.sin_family = AF_INET;
-  REQUIRE(::inet_pton(AF_INET, source, &src.sin_addr) == 1);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) == 0);
-  sockaddr_in dst{};
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons(fx.port());
-  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0);
-  return fd;
-}
-
-std::string exchange_on(int fd, const std::string& bytes) {
-  test::ServerFixture::send_all(fd, bytes);
-  auto out = test::ServerFixture::read_to_close(fd);
-  ::close(fd);
-  return out;
-}
+constexpr auto exchange_on = &test::ServerFixture::exchange_on;
 
 std::string request(const std::string& method, const std::string& path) {
   return method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -101,7 +75,7 @@ TEST_CASE("stalled scrapers share one rendering of /metrics; over the cap a scra
   const char* sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
   std::vector<int> stalled;
   for (int i = 0; i < 6; ++i) {
-    stalled.push_back(connect_from(fx, sources[i % 3]));
+    stalled.push_back(fx.connect_from(sources[i % 3], 4096));
     test::ServerFixture::send_all(stalled.back(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   }
   REQUIRE(eventually([&] { return on_server(fx, [&] { return page->in_flight(); }) == 6; }));
@@ -109,11 +83,11 @@ TEST_CASE("stalled scrapers share one rendering of /metrics; over the cap a scra
   CHECK(on_server(fx, [&] { return page->renders(); }) == 1);
   CHECK(on_server(fx, [&] { return page->sharers(); }) == 6);
 
-  auto refused = exchange_on(connect_from(fx, "127.0.0.7"), request("GET", "/metrics"));
+  auto refused = exchange_on(fx.connect_from("127.0.0.7", 4096), request("GET", "/metrics"));
   CHECK(refused.rfind("HTTP/1.1 503", 0) == 0);
   CHECK(refused.find("Retry-After: 1") != std::string::npos);
   CHECK(refused.size() < 512);
-  auto healthz = exchange_on(connect_from(fx, "127.0.0.7"), request("GET", "/healthz"));
+  auto healthz = exchange_on(fx.connect_from("127.0.0.7", 4096), request("GET", "/healthz"));
   CHECK(healthz.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(body_of(healthz) == "Active");
 
@@ -123,19 +97,19 @@ TEST_CASE("stalled scrapers share one rendering of /metrics; over the cap a scra
   // Within max_age the cached page is served whole, even though a counter moved meanwhile.
   auto cached = on_server(fx, [&] { return registry.render(); });
   on_server(fx, [&] { changing.inc(); return 0; });
-  auto full = exchange_on(connect_from(fx, "127.0.0.8"), request("GET", "/metrics"));
+  auto full = exchange_on(fx.connect_from("127.0.0.8", 4096), request("GET", "/metrics"));
   CHECK(full.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(full.find("Content-Length: " + std::to_string(cached.size()) + "\r\n") != std::string::npos);
   CHECK(body_of(full) == cached);
   // HEAD: the same header, no body.
-  auto head = exchange_on(connect_from(fx, "127.0.0.8"), request("HEAD", "/metrics"));
+  auto head = exchange_on(fx.connect_from("127.0.0.8", 4096), request("HEAD", "/metrics"));
   CHECK(head.find("Content-Length: " + std::to_string(cached.size()) + "\r\n") != std::string::npos);
   CHECK(body_of(head).empty());
   CHECK(on_server(fx, [&] { return page->renders(); }) == 1);
 
   // Once max_age has passed the page is rendered afresh.
   clock.advance(2s);
-  auto fresh = exchange_on(connect_from(fx, "127.0.0.8"), request("GET", "/metrics"));
+  auto fresh = exchange_on(fx.connect_from("127.0.0.8", 4096), request("GET", "/metrics"));
   CHECK(body_of(fresh).find("test_changes_total 1\n") != std::string::npos);
   CHECK(on_server(fx, [&] { return page->renders(); }) == 2);
 }
@@ -156,14 +130,14 @@ TEST_CASE("a probe listener whose cap is full of stalled scrapers and half-sent 
   std::vector<int> attackers;
   // Four scrapers that never read (the page's cap), from one address...
   for (int i = 0; i < 4; ++i) {
-    attackers.push_back(connect_from(fx, "127.0.0.2"));
+    attackers.push_back(fx.connect_from("127.0.0.2", 4096));
     test::ServerFixture::send_all(attackers.back(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   }
   REQUIRE(eventually([&] { return on_server(fx, [&] { return page->in_flight(); }) == 4; }));
   // ...and the rest of the cap in requests whose headers never finish, from two more.
   for (const char* source : {"127.0.0.3", "127.0.0.4"})
     for (int i = 0; i < 4; ++i) {
-      attackers.push_back(connect_from(fx, source));
+      attackers.push_back(fx.connect_from(source, 4096));
       test::ServerFixture::send_all(attackers.back(), "GET /healthz HTTP/1.1\r\nHost: x\r\n");
     }
   REQUIRE(eventually([&] { return on_server(fx, [&] { return fx.server().reading_connections(); }) == 8; }));
@@ -171,7 +145,7 @@ TEST_CASE("a probe listener whose cap is full of stalled scrapers and half-sent 
 
   // Kubelet's probes keep being answered, each one displacing a half-sent request.
   for (int i = 0; i < 3; ++i) {
-    auto probe = exchange_on(connect_from(fx, "127.0.0.9"), request("GET", "/healthz"));
+    auto probe = exchange_on(fx.connect_from("127.0.0.9", 4096), request("GET", "/healthz"));
     CHECK(probe.rfind("HTTP/1.1 200", 0) == 0);
   }
   CHECK(on_server(fx, [&] { return page->in_flight(); }) == 4);  // the scrapers were not cut off
