@@ -132,6 +132,16 @@ inline ServerFixture::~ServerFixture() {
   thread_.join();
 }
 
+// Polls `ready` (up to ~10 s) for state that settles on the server's thread.
+template <typename F>
+bool eventually(F ready) {
+  for (int i = 0; i < 500; ++i) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 // Helpers that keep test requests short.
 inline http::ClientRequest get_request_to(std::string url,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10)) {

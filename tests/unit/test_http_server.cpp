@@ -16,6 +16,7 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr auto exchange_on = &test::ServerFixture::exchange_on;
+using test::eventually;
 
 http::Handler echo_handler() {
   return [](http::Request& req, const http::RequestContext& ctx) -> asio::awaitable<http::Response> {
@@ -47,16 +48,6 @@ std::size_t idle_connections(test::ServerFixture& fx) {
 
 std::size_t reading_connections(test::ServerFixture& fx) {
   return fx.run([&]() -> asio::awaitable<std::size_t> { co_return fx.server().reading_connections(); });
-}
-
-// Polls `ready` (up to ~10 s) for state that settles on the server's thread.
-template <typename F>
-bool eventually(F ready) {
-  for (int i = 0; i < 500; ++i) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr auto exchange_on = &test::ServerFixture::exchange_on;
+using test::eventually;
 
 std::string request(const std::string& method, const std::string& path) {
   return method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -24,15 +25,6 @@ std::string request(const std::string& method, const std::string& path) {
 std::string body_of(const std::string& response) {
   auto end = response.find("\r\n\r\n");
   return end == std::string::npos ? "" : response.substr(end + 4);
-}
-
-template <typename F>
-bool eventually(F ready) {
-  for (int i = 0; i < 500; ++i) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
 }
 
 // Reads a value on the server's thread (the page and the server are single-threaded).
