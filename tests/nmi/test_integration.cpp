@@ -86,6 +86,7 @@ TEST_CASE("standard mode: type 0 via IMDS, unbound pod 404 at once, isolation, p
   CHECK_THAT(metrics, Catch::Contains("aadpodidentity_nmi_operations_duration_seconds_count{operation_type=\"/metadata/identity/oauth2/token\",status_code=\"200\",namespace=\"" + ns + "\",resource=\"https://vault.azure.net\"} 2"));
   CHECK_THAT(metrics, Catch::Contains("aadpodidentity_imds_operations_duration_seconds_count{operation_type=\"adal_token_msi_userassignedid\"} 2"));
   CHECK_THAT(metrics, Catch::Contains("aadpodidentity_nmi_token_cache_requests_total{result=\"miss\"} 2"));
+  CHECK_THAT(metrics, Catch::Contains("\naadpodidentity_nmi_token_cache_evictions_total 0\n"));
 
   SECTION("pod A never obtains pod B's identity") {
     CHECK(http_from(ip_a, nmi.port(), kToken + "&client_id=" + env.mi2_client).status == 404);

@@ -1,10 +1,13 @@
 #pragma once
 // NMI's own limit on what it sends to IMDS, which allows a VM 20 token requests per second and
 // 5 at a time: a token bucket plus a concurrency cap. Callers wait for a permit (cancellable)
-// and hold it for the duration of one upstream call.
+// and hold it for the duration of one upstream call. Waiters are served in arrival order: only
+// the oldest may take a permit and only it is woken when one frees up (when every waiter polled
+// and newcomers could take a freed slot first, some requests waited most of a long burst).
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <functional>
+#include <list>
 #include <memory>
 
 #include "azure/cancel.hpp"
@@ -43,23 +46,28 @@ class ImdsLimiter {
     ImdsLimiter* owner_ = nullptr;
   };
 
-  // A permit now, or an empty one when the rate or the concurrency cap says wait.
+  // A permit now, or an empty one when the rate or the concurrency cap says wait, or when
+  // others are already waiting (no jumping the queue).
   Permit try_acquire();
   // Waits for a permit; throws operation_aborted when the calling coroutine is cancelled, and
   // returns an empty permit when `cancel` fires (detached work cancelled by its requesters).
   boost::asio::awaitable<Permit> acquire(const azure::Cancellation& cancel = azure::Cancellation::none());
 
   int active() const { return active_; }
-  std::size_t waiting() const { return waiting_; }
+  std::size_t waiting() const { return queue_.size(); }
 
  private:
+  struct Waiter {
+    kube::ChangeNotifier wake;  // notified when it is first in line and a permit may be free
+  };
+  Permit take();  // a permit if the rate and the concurrency cap allow one now
   void released();
+  void wake_first();
   LimiterOptions options_;
   Now now_;
   kube::TokenBucket bucket_;
   int active_ = 0;
-  std::size_t waiting_ = 0;
-  kube::ChangeNotifier freed_;
+  std::list<Waiter*> queue_;  // in arrival order; each lives in its acquire() frame
 };
 
 }  // namespace aad::identity::nmi
