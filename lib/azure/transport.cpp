@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/url/parse.hpp>
 #include <ctime>
 
 namespace aad::azure {
@@ -15,11 +14,7 @@ asio::awaitable<Result<http::ClientResponse>> send_request(http::Client& client,
                                                            http::ClientRequest request,
                                                            const Cancellation& cancel) {
   // A transport error names where it failed to get to ("login.example:443: Host not found").
-  std::string where;
-  if (auto url = boost::urls::parse_uri(request.url)) {
-    where = std::string(url->encoded_host_and_port());
-    if (!url->has_port()) where += url->scheme() == "https" ? ":443" : ":80";
-  }
+  std::string where = http::host_port(request.url);
   auto failure = [&where](const boost::system::error_code& ec) {
     return local_error(Error::Kind::transport, "TransportError", where.empty() ? ec.message() : where + ": " + ec.message(), true);
   };

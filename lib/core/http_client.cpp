@@ -110,6 +110,12 @@ asio::awaitable<boost::system::result<ClientResponse>> exchange(Stream& stream, 
 
 }  // namespace
 
+std::string host_port(const std::string& url) {
+  auto t = parse_target(url);
+  if (!t) return {};
+  return t->host.find(':') == std::string::npos ? t->host + ":" + t->port : "[" + t->host + "]:" + t->port;
+}
+
 std::string ClientResponse::header(std::string_view name) const {
   auto it = headers.find(name);
   return it == headers.end() ? std::string() : std::string(it->value());

@@ -40,6 +40,10 @@ struct ClientOptions {
   std::size_t max_idle_per_host = 8;
 };
 
+// "host:port" of an http(s) URL, the scheme's port when none is given ("[::1]:80" for IPv6);
+// empty when the URL is not one the client can send to. For errors that say where.
+std::string host_port(const std::string& url);
+
 class Client {
  public:
   // Throws std::runtime_error when the TLS configuration is unusable.

@@ -233,7 +233,6 @@ asio::awaitable<void> serve(StatePtr state, Stream& stream, Connection& conn, Re
     }
     // Taken out of ctx so the next request starts without it; held until written.
     std::shared_ptr<const std::string> shared = std::move(ctx.shared_body);
-    ctx.shared_body.reset();
     bool keep = res.keep_alive() && req.keep_alive() && !state->stopping;
     res.keep_alive(keep);
     res.version(req.version());

@@ -47,20 +47,13 @@ class ServerFixture {
     return boost::asio::co_spawn(io_, std::forward<F>(make), boost::asio::use_future).get();
   }
 
-  // A blocking connection speaking raw bytes.
+  // A blocking connection speaking raw bytes; -1 if it cannot connect.
   int connect_raw() const {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port_);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
+    try {
+      return connect_from("127.0.0.1");
+    } catch (const std::runtime_error&) {
       return -1;
     }
-    return fd;
   }
   static void send_all(int fd, const std::string& bytes) {
     std::size_t off = 0;

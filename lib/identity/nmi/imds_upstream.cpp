@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/url/parse.hpp>
 
 #include "core/ascii.hpp"
 #include "core/log.hpp"
@@ -21,15 +20,6 @@ bool is_hop_by_hop(std::string_view header) {
 
 namespace {
 
-// "host:port" of an http(s) URL, the scheme's port when none is given; the URL itself if unparsable.
-std::string host_port_of(const std::string& url) {
-  auto u = boost::urls::parse_uri(url);
-  if (!u) return url;
-  std::string out(u->encoded_host_and_port());
-  if (!u->has_port()) out += u->scheme() == "https" ? ":443" : ":80";
-  return out;
-}
-
 // A Content-Length value as RFC 9110 8.6 has it: digits only.
 bool is_length(std::string_view v) {
   return !v.empty() && v.size() <= 19 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -40,7 +30,8 @@ bool is_length(std::string_view v) {
 HttpUpstream::HttpUpstream(http::Client& client, std::string base_url, std::chrono::milliseconds timeout)
     : client_(client), base_url_(std::move(base_url)), timeout_(timeout) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
-  host_port_ = host_port_of(base_url_);
+  host_port_ = http::host_port(base_url_);
+  if (host_port_.empty()) host_port_ = base_url_;
 }
 
 boost::asio::awaitable<http::Response> HttpUpstream::forward(const http::Request& req, std::string_view peer) {
